@@ -1,0 +1,2 @@
+//! Meshwork.
+pub mod proto;

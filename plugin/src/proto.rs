@@ -1,0 +1,3 @@
+//! Sans-IO protocol cores: plain structs driven by `handle_*(now, input)` and drained by
+//! `poll_*()`. Nothing in here touches Bevy, matchbox, async runtimes, threads, the wall
+//! clock or ambient randomness; time and randomness are passed in.
