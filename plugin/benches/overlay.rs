@@ -1,1 +1,79 @@
-fn main() {}
+//! Overlay benchmark on the simulator: bootstrap N peers, route 10,000 messages to random keys,
+//! print hops (p50/p95/max), frames per delivery, live links per peer and memory per peer.
+//!
+//! Run: `cargo bench -p meshwork --features sim --bench overlay`
+//! Sizes: `MESHWORK_BENCH_SIZES=1000,10000,100000` (the default).
+
+#![expect(unsafe_code, reason = "a counting global allocator measures memory per simulated peer")]
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use meshwork::sim::{Sim, SimConfig};
+
+struct Counting;
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY-free wrapper: delegates to the system allocator and counts live bytes.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        LIVE.fetch_add(l.size(), Ordering::Relaxed);
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        LIVE.fetch_sub(l.size(), Ordering::Relaxed);
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.dealloc(p, l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
+        LIVE.fetch_add(new, Ordering::Relaxed);
+        LIVE.fetch_sub(l.size(), Ordering::Relaxed);
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.realloc(p, l, new) }
+    }
+}
+
+#[global_allocator]
+static A: Counting = Counting;
+
+fn main() {
+    let sizes: Vec<usize> = std::env::var("MESHWORK_BENCH_SIZES")
+        .unwrap_or_else(|_| "1000,10000,100000".into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    println!("overlay benchmark (simulator, no faults, links_max 24, k 8, 10,000 messages to random keys)");
+    println!(
+        "{:>7} {:>9} {:>5} {:>5} {:>5} {:>10} {:>9} {:>9} {:>10} {:>12} {:>9}",
+        "peers", "delivered", "p50", "p95", "max", "frames/msg", "links avg", "links max", "state B/p", "process B/p", "wall s"
+    );
+    for n in sizes {
+        let start = Instant::now();
+        let before = LIVE.load(Ordering::Relaxed);
+        let mut sim = Sim::new(SimConfig { seed: 7, ..SimConfig::default() });
+        let joins_per_s = (n as u64 / 60).clamp(50, 2000);
+        sim.grow(n, joins_per_s);
+        sim.run_for(60_000);
+        let process_bytes = LIVE.load(Ordering::Relaxed).saturating_sub(before);
+        let report = sim.route_random(10_000, 10_000, 20_000);
+        let links = sim.links_per_peer();
+        let links_avg = links.iter().sum::<usize>() as f64 / links.len().max(1) as f64;
+        println!(
+            "{:>7} {:>8.2}% {:>5} {:>5} {:>5} {:>10.1} {:>9.1} {:>9} {:>10} {:>12} {:>9.1}",
+            n,
+            report.success() * 100.0,
+            report.hops_quantile(0.5),
+            report.hops_quantile(0.95),
+            report.hops.last().copied().unwrap_or(0),
+            report.frames as f64 / report.delivered.max(1) as f64,
+            links_avg,
+            links.iter().max().copied().unwrap_or(0),
+            sim.overlay_bytes_per_peer(),
+            process_bytes / n,
+            start.elapsed().as_secs_f64(),
+        );
+    }
+    println!("targets: p95 hops <= 10 at 100k, links avg <= 24, <= 16384 B per simulated peer (seed budget 65536)");
+}

@@ -1,2 +1,7 @@
 //! Meshwork.
+#[cfg(feature = "bevy")]
+pub mod bevy;
 pub mod proto;
+#[cfg(feature = "sim")]
+pub mod sim;
+pub mod transport;

@@ -1,3 +1,8 @@
 //! Sans-IO protocol cores: plain structs driven by `handle_*(now, input)` and drained by
 //! `poll_*()`. Nothing in here touches Bevy, matchbox, async runtimes, threads, the wall
 //! clock or ambient randomness; time and randomness are passed in.
+
+pub mod identity;
+pub mod wire;
+pub mod overlay;
+pub mod contract;

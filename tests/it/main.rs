@@ -1,1 +1,7 @@
-//! Integration tests.
+//! Meshwork integration tests: one binary, one module per area.
+//!
+//! Simulator tests take their seed from `SIM_SEED` (default: a fixed corpus) and print a
+//! `reproduce:` line when they fail. Slow variants run only with `MESHWORK_SLOW_TESTS=1`.
+
+mod bevy_apps;
+mod overlay_sim;

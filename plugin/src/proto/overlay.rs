@@ -1,0 +1,1097 @@
+//! The overlay: Kademlia knowledge, a capped set of live links, greedy XOR routing, lookups,
+//! liveness, the authenticated link handshake, link requests signalled through the mesh, and
+//! pub/sub topics. Sans-IO: a transport feeds it link events and frames, and drains
+//! [`Overlay::poll_transmit`] and [`Overlay::poll_event`].
+//!
+//! # Links
+//!
+//! Live links are scarce (a browser tab gets ~500 `RTCPeerConnection`s in its lifetime), so a
+//! node keeps at most `links_max` (default 24): one *finger* in every occupied k-bucket plus its
+//! `neighbours` closest known peers. Bucket indices are symmetric (`a` is in `b`'s bucket `i`
+//! iff `b` is in `a`'s), so a link serves as a finger at both ends. With a live link in every
+//! occupied bucket, greedy forwarding to the link closest to the target fixes at least one more
+//! leading bit per hop and ends at the peer closest to the target: O(log N) hops.
+//!
+//! # Handshake
+//!
+//! On link-up each side sends `Hello { public_key, nonce }`, then on the other's Hello an
+//! `Auth` signature (domain `LinkAuth`) over both transport ids and both nonces
+//! ([`msg::auth_message`]). Until both are verified a link carries nothing else.
+//!
+//! # Delivery
+//!
+//! Each routed hop is acknowledged; an unacknowledged hop is re-sent (re-choosing the next hop,
+//! so a dead link is routed around) up to `retries_max` times. Duplicates are dropped by
+//! `(origin, id)`. The `origin` of a routed message is a hint unless its body is signed.
+
+pub mod msg;
+pub mod table;
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use rand_chacha::ChaCha8Rng;
+use rand_core::{RngCore, SeedableRng};
+
+use crate::proto::identity::{self, Domain, Identity, PeerId, PublicKey};
+use crate::proto::wire::{self, Frame, Reassembler, WireError};
+pub use msg::{Body, ConnectReply, ConnectRequest, LinkMsg, Routed, Signed, TransportId};
+use table::Table;
+
+/// A link as named by the transport that owns it.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+pub struct LinkId(pub u64);
+
+/// Tunables of the overlay. Defaults suit browsers and native nodes alike.
+#[derive(Clone, Debug)]
+pub struct OverlayConfig {
+    /// Most live links (default 24).
+    pub links_max: usize,
+    /// Kademlia bucket size k (default 8).
+    pub bucket_size: usize,
+    /// How many of the closest known peers to keep linked (default 6).
+    pub neighbours: usize,
+    /// Routed messages are dropped after this many hops (default 32).
+    pub hops_max: u8,
+    /// Interval between maintenance passes (default 1 s).
+    pub maintenance_ms: u64,
+    /// A link with no traffic is pinged after this long (default 10 s).
+    pub ping_idle_ms: u64,
+    /// A link silent for this long is closed (default 30 s).
+    pub link_timeout_ms: u64,
+    /// A handshake, dial or expected dial older than this is abandoned (default 10 s).
+    pub handshake_timeout_ms: u64,
+    /// First re-send delay of an unacknowledged hop (default 300 ms; doubles per try).
+    pub retransmit_ms: u64,
+    /// Sends of one hop before it is given up (default 5).
+    pub retries_max: u8,
+    /// Concurrent outgoing link requests (default 4).
+    pub dials_max: usize,
+    /// Recently seen `(origin, id)` pairs remembered for duplicate suppression (default 256).
+    pub seen_max: usize,
+    /// Unacknowledged hops held (default 256).
+    pub pending_max: usize,
+    /// Required leading zero bits of `sha256(PeerId)` for peers we link with (default 0).
+    pub id_difficulty_bits: u8,
+    /// How often a node looks itself up to refresh its neighbourhood (default 60 s).
+    pub refresh_ms: u64,
+    /// Topic subscriptions are renewed this often and expire after 3× it (default 20 s).
+    pub subscribe_ms: u64,
+    /// Topics a rendezvous peer tracks, and subscribers per topic (default 64, 256).
+    pub topics_max: usize,
+    /// See `topics_max`.
+    pub subscribers_max: usize,
+    /// Malformed frames tolerated on one link before it is closed (default 16).
+    pub link_errors_max: u32,
+}
+
+impl Default for OverlayConfig {
+    fn default() -> Self {
+        Self {
+            links_max: 24,
+            bucket_size: 8,
+            neighbours: 6,
+            hops_max: 32,
+            maintenance_ms: 1_000,
+            ping_idle_ms: 10_000,
+            link_timeout_ms: 30_000,
+            handshake_timeout_ms: 10_000,
+            retransmit_ms: 300,
+            retries_max: 5,
+            dials_max: 4,
+            seen_max: 256,
+            pending_max: 256,
+            id_difficulty_bits: 0,
+            refresh_ms: 60_000,
+            subscribe_ms: 20_000,
+            topics_max: 64,
+            subscribers_max: 256,
+            link_errors_max: 16,
+        }
+    }
+}
+
+/// A frame to put on a link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    /// The link.
+    pub link: LinkId,
+    /// The frame (≤ `wire::FRAME_BYTES_MAX`).
+    pub frame: Vec<u8>,
+}
+
+/// What the overlay tells its transport and application.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A link finished its handshake.
+    PeerJoined {
+        /// The authenticated peer.
+        peer: PeerId,
+        /// Its link.
+        link: LinkId,
+    },
+    /// An authenticated link went away.
+    PeerLeft {
+        /// The peer.
+        peer: PeerId,
+        /// Its former link.
+        link: LinkId,
+    },
+    /// A routed application message reached us (we are the closest peer to `target`, or `target`).
+    Delivered {
+        /// The claimed origin.
+        origin: PeerId,
+        /// The key it was sent to.
+        target: PeerId,
+        /// The bytes.
+        payload: Vec<u8>,
+        /// Hops it took.
+        hops: u8,
+    },
+    /// A publication on a topic we subscribed to.
+    Published {
+        /// The topic key.
+        topic: PeerId,
+        /// The publisher (claimed).
+        origin: PeerId,
+        /// The bytes.
+        payload: Vec<u8>,
+    },
+    /// Transport: open a link to `peer` (it agreed); we make the offer.
+    Dial {
+        /// The peer.
+        peer: PeerId,
+    },
+    /// Transport: `peer` will dial us; accept its offer.
+    Accept {
+        /// The peer.
+        peer: PeerId,
+    },
+    /// Transport signalling from `from`, carried through the mesh and signature-checked.
+    Signal {
+        /// The authenticated sender.
+        from: PeerId,
+        /// The transport's bytes (validate before use).
+        payload: Vec<u8>,
+    },
+    /// Transport: close this link.
+    CloseLink {
+        /// The link.
+        link: LinkId,
+    },
+    /// A lookup finished.
+    LookupDone {
+        /// The key.
+        key: PeerId,
+        /// The closest peers found, closest first.
+        peers: Vec<PeerId>,
+    },
+}
+
+/// Counters, for diagnostics and benchmarks.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Frames put on links.
+    pub frames_out: u64,
+    /// Bytes put on links.
+    pub bytes_out: u64,
+    /// Frames received.
+    pub frames_in: u64,
+    /// Bytes received.
+    pub bytes_in: u64,
+    /// Frames dropped as malformed, unauthenticated or unexpected.
+    pub frames_dropped: u64,
+    /// Routed messages forwarded for others.
+    pub forwarded: u64,
+    /// Hop re-sends.
+    pub retransmits: u64,
+    /// Routed messages given up (no ack after all tries, hop limit, undeliverable).
+    pub routed_lost: u64,
+    /// Handshakes rejected.
+    pub handshakes_rejected: u64,
+}
+
+#[derive(Debug)]
+enum LinkState {
+    Handshake { our_nonce: [u8; 16], theirs: Option<(PublicKey, [u8; 16])> },
+    Up { peer: PeerId },
+}
+
+#[derive(Debug)]
+struct Link {
+    id: LinkId,
+    local: TransportId,
+    remote: TransportId,
+    state: LinkState,
+    opened_ms: u64,
+    last_recv_ms: u64,
+    last_send_ms: u64,
+    remote_needs: bool,
+    next_seq: u32,
+    next_msg_id: u32,
+    errors: u32,
+    ping: Option<(u64, u64)>,
+    rtt_ms: Option<u32>,
+    reassembler: Option<Box<Reassembler>>,
+}
+
+impl Link {
+    fn peer(&self) -> Option<PeerId> {
+        match self.state {
+            LinkState::Up { peer } => Some(peer),
+            LinkState::Handshake { .. } => None,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Pending {
+    link: LinkId,
+    seq: u32,
+    msg: Routed,
+    skip: Option<PeerId>,
+    due_ms: u64,
+    tries: u8,
+}
+
+#[derive(Debug)]
+struct Dial {
+    nonce: u64,
+    started_ms: u64,
+    accepted: bool,
+}
+
+/// One peer's overlay state machine.
+#[derive(Debug)]
+pub struct Overlay {
+    identity: Identity,
+    me: PeerId,
+    cfg: OverlayConfig,
+    rng: ChaCha8Rng,
+    table: Table,
+    links: Vec<Link>,
+    pending: VecDeque<Pending>,
+    dials: BTreeMap<PeerId, Dial>,
+    expected: BTreeMap<PeerId, u64>,
+    seen: VecDeque<u64>,
+    subscriptions: BTreeSet<PeerId>,
+    rendezvous: BTreeMap<PeerId, BTreeMap<PeerId, u64>>,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<Event>,
+    next_routed_id: u64,
+    next_maintenance_ms: u64,
+    next_refresh_ms: u64,
+    next_subscribe_ms: u64,
+    stats: Stats,
+}
+
+impl Overlay {
+    /// A node for `identity`, starting at `now_ms`, with its randomness from `seed`.
+    pub fn new(identity: Identity, cfg: OverlayConfig, now_ms: u64, seed: [u8; 32]) -> Self {
+        assert!(cfg.links_max > 0 && cfg.bucket_size > 0, "links_max and bucket_size must be positive");
+        let me = identity.peer_id();
+        Self {
+            table: Table::new(me, cfg.bucket_size),
+            identity,
+            me,
+            rng: ChaCha8Rng::from_seed(seed),
+            links: Vec::new(),
+            pending: VecDeque::new(),
+            dials: BTreeMap::new(),
+            expected: BTreeMap::new(),
+            seen: VecDeque::new(),
+            subscriptions: BTreeSet::new(),
+            rendezvous: BTreeMap::new(),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            next_routed_id: 0,
+            next_maintenance_ms: now_ms,
+            next_refresh_ms: now_ms,
+            next_subscribe_ms: now_ms,
+            stats: Stats::default(),
+            cfg,
+        }
+    }
+
+    /// Our id.
+    pub fn peer_id(&self) -> PeerId {
+        self.me
+    }
+
+    /// Our identity.
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &OverlayConfig {
+        &self.cfg
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Authenticated peers we hold live links to, with their links.
+    pub fn linked_peers(&self) -> impl Iterator<Item = (PeerId, LinkId)> + '_ {
+        self.links.iter().filter_map(|l| l.peer().map(|p| (p, l.id)))
+    }
+
+    /// Number of links (including those still in their handshake).
+    pub fn link_count(&self) -> usize {
+        self.links.len()
+    }
+
+    /// Last measured round trip on the link to `peer`.
+    pub fn rtt_ms(&self, peer: &PeerId) -> Option<u32> {
+        self.links.iter().find(|l| l.peer() == Some(*peer)).and_then(|l| l.rtt_ms)
+    }
+
+    /// Known peers (routing-table size).
+    pub fn known_peers(&self) -> usize {
+        self.table.len()
+    }
+
+    /// Learn of a peer out of band (e.g. a bootstrap list).
+    pub fn add_known(&mut self, now_ms: u64, peer: PeerId) {
+        if peer != self.me {
+            self.table.insert(peer, now_ms);
+        }
+    }
+
+    /// Approximate heap bytes held by this node (simulator memory figures).
+    pub fn heap_bytes(&self) -> usize {
+        self.table.heap_bytes()
+            + self.links.capacity() * size_of::<Link>()
+            + self.pending.capacity() * size_of::<Pending>()
+            + self.seen.capacity() * 8
+            + self.transmits.capacity() * size_of::<Transmit>()
+            + self.events.capacity() * size_of::<Event>()
+    }
+
+    // ----- transport → core -------------------------------------------------------------
+
+    /// A transport link came up. `local`/`remote` are the transport-level socket ids the
+    /// handshake binds to the peers' ids.
+    pub fn handle_link_up(&mut self, now_ms: u64, link: LinkId, local: TransportId, remote: TransportId) {
+        if self.links.iter().any(|l| l.id == link) {
+            tracing::warn!(?link, "duplicate link-up ignored");
+            return;
+        }
+        let mut our_nonce = [0u8; 16];
+        self.rng.fill_bytes(&mut our_nonce);
+        self.links.push(Link {
+            id: link,
+            local,
+            remote,
+            state: LinkState::Handshake { our_nonce, theirs: None },
+            opened_ms: now_ms,
+            last_recv_ms: now_ms,
+            last_send_ms: now_ms,
+            remote_needs: false,
+            next_seq: 0,
+            next_msg_id: 0,
+            errors: 0,
+            ping: None,
+            rtt_ms: None,
+            reassembler: None,
+        });
+        self.send_link(now_ms, link, &LinkMsg::Hello { public_key: self.identity.public_key(), nonce: our_nonce });
+    }
+
+    /// A transport link went away (closed by either side or failed).
+    pub fn handle_link_down(&mut self, _now_ms: u64, link: LinkId) {
+        let Some(i) = self.links.iter().position(|l| l.id == link) else { return };
+        let l = self.links.swap_remove(i);
+        if let Some(peer) = l.peer() {
+            self.events.push_back(Event::PeerLeft { peer, link });
+        }
+    }
+
+    /// A frame arrived on `link`. Bad frames are dropped with a logged reason.
+    pub fn handle_frame(&mut self, now_ms: u64, link: LinkId, frame: &[u8]) {
+        self.stats.frames_in += 1;
+        self.stats.bytes_in += frame.len() as u64;
+        let Some(l) = self.links.iter_mut().find(|l| l.id == link) else {
+            self.stats.frames_dropped += 1;
+            return;
+        };
+        let body = match wire::parse_frame(frame) {
+            Ok(Frame::Whole(body)) => Ok(Some(body.to_vec())),
+            Ok(Frame::Chunk { .. }) => l
+                .reassembler
+                .get_or_insert_with(|| Box::new(Reassembler::new(4, 30_000)))
+                .push(now_ms, frame),
+            Err(e) => Err(e),
+        };
+        let msg = match body.and_then(|b| b.map(|b| wire::decode::<LinkMsg>(&b)).transpose()) {
+            Ok(Some(m)) => m,
+            Ok(None) => return,
+            Err(e) => return self.reject_frame(link, &e.to_string()),
+        };
+        self.handle_link_msg(now_ms, link, msg);
+    }
+
+    fn reject_frame(&mut self, link: LinkId, reason: &str) {
+        self.stats.frames_dropped += 1;
+        tracing::warn!(?link, reason, "frame dropped");
+        let max = self.cfg.link_errors_max;
+        if let Some(l) = self.links.iter_mut().find(|l| l.id == link) {
+            l.errors += 1;
+            if l.errors > max {
+                tracing::warn!(?link, "too many bad frames: closing link");
+                self.close_link(link);
+            }
+        }
+    }
+
+    fn handle_link_msg(&mut self, now_ms: u64, link: LinkId, msg: LinkMsg) {
+        let Some(l) = self.links.iter_mut().find(|l| l.id == link) else { return };
+        l.last_recv_ms = now_ms;
+        match (&mut l.state, msg) {
+            (LinkState::Handshake { our_nonce, theirs }, LinkMsg::Hello { public_key, nonce }) => {
+                if theirs.is_some() {
+                    return self.reject_frame(link, "second hello");
+                }
+                *theirs = Some((public_key, nonce));
+                let m = msg::auth_message(l.local, l.remote, &nonce, our_nonce);
+                let signature = self.identity.sign(Domain::LinkAuth, &m);
+                self.send_link(now_ms, link, &LinkMsg::Auth { signature });
+            }
+            (LinkState::Handshake { our_nonce, theirs }, LinkMsg::Auth { signature }) => {
+                let Some((public_key, their_nonce)) = *theirs else {
+                    return self.reject_handshake(link, "auth before hello");
+                };
+                let m = msg::auth_message(l.remote, l.local, our_nonce, &their_nonce);
+                if identity::verify(&public_key, Domain::LinkAuth, &m, &signature).is_err() {
+                    return self.reject_handshake(link, "bad handshake signature");
+                }
+                let peer = PeerId::from_public_key(&public_key);
+                self.link_authenticated(now_ms, link, peer);
+            }
+            (LinkState::Handshake { .. }, _) => self.reject_frame(link, "message before handshake"),
+            (LinkState::Up { .. }, LinkMsg::Hello { .. } | LinkMsg::Auth { .. }) => {
+                self.reject_frame(link, "handshake message on an authenticated link");
+            }
+            (LinkState::Up { .. }, LinkMsg::Ping { nonce, needed }) => {
+                l.remote_needs = needed;
+                let needed = self.needs_link(link);
+                self.send_link(now_ms, link, &LinkMsg::Pong { nonce, needed });
+            }
+            (LinkState::Up { .. }, LinkMsg::Pong { nonce, needed }) => {
+                l.remote_needs = needed;
+                if let Some((n, sent)) = l.ping {
+                    if n == nonce {
+                        l.rtt_ms = Some(u32::try_from(now_ms.saturating_sub(sent)).unwrap_or(u32::MAX));
+                        l.ping = None;
+                    }
+                }
+            }
+            (LinkState::Up { peer }, LinkMsg::Peers { peers }) => {
+                let from = *peer;
+                if peers.len() > msg::PEERS_MAX {
+                    return self.reject_frame(link, "peer list too long");
+                }
+                for p in peers {
+                    if p != self.me && p != from {
+                        self.table.insert(p, now_ms);
+                    }
+                }
+            }
+            (LinkState::Up { .. }, LinkMsg::Ack { seq }) => {
+                self.pending.retain(|p| !(p.link == link && p.seq == seq));
+            }
+            (LinkState::Up { .. }, LinkMsg::Routed { seq, msg }) => {
+                self.send_link(now_ms, link, &LinkMsg::Ack { seq });
+                if self.seen_before(&msg) {
+                    return;
+                }
+                let mut msg = msg;
+                msg.hops = msg.hops.saturating_add(1);
+                self.route(now_ms, msg, None);
+            }
+        }
+    }
+
+    fn reject_handshake(&mut self, link: LinkId, reason: &str) {
+        self.stats.handshakes_rejected += 1;
+        self.stats.frames_dropped += 1;
+        tracing::warn!(?link, reason, "handshake rejected: closing link");
+        self.close_link(link);
+    }
+
+    fn link_authenticated(&mut self, now_ms: u64, link: LinkId, peer: PeerId) {
+        if peer == self.me {
+            return self.reject_handshake(link, "peer claims our own id");
+        }
+        if !peer.meets_difficulty(self.cfg.id_difficulty_bits) {
+            return self.reject_handshake(link, "peer id misses the difficulty");
+        }
+        // Two links to one peer (both dialled at once): both ends keep the one with the
+        // smaller sorted transport-id pair, so they agree without talking.
+        let key = |l: &Link| if l.local < l.remote { (l.local, l.remote) } else { (l.remote, l.local) };
+        if let Some(other) = self.links.iter().find(|o| o.peer() == Some(peer)) {
+            let this = self.links.iter().find(|l| l.id == link).expect("caller found it");
+            if key(other) < key(this) {
+                return self.close_link(link);
+            }
+            let other = other.id;
+            self.close_link(other);
+        }
+        let l = self.links.iter_mut().find(|l| l.id == link).expect("caller found it");
+        l.state = LinkState::Up { peer };
+        self.table.insert(peer, now_ms);
+        self.dials.remove(&peer);
+        self.expected.remove(&peer);
+        self.events.push_back(Event::PeerJoined { peer, link });
+        let mut peers: Vec<PeerId> = self.linked_peers().map(|(p, _)| p).filter(|p| *p != peer).collect();
+        peers.extend(self.table.closest(&peer, self.cfg.bucket_size));
+        peers.sort();
+        peers.dedup();
+        peers.truncate(msg::PEERS_MAX);
+        self.send_link(now_ms, link, &LinkMsg::Peers { peers });
+    }
+
+    /// Time passed: re-send hops, ping, expire, keep the link set healthy.
+    pub fn handle_timeout(&mut self, now_ms: u64) {
+        self.retransmit_due(now_ms);
+        if now_ms >= self.next_maintenance_ms {
+            self.next_maintenance_ms = now_ms + self.cfg.maintenance_ms;
+            self.maintain(now_ms);
+        }
+    }
+
+    /// When [`Overlay::handle_timeout`] next wants to run.
+    pub fn poll_timeout(&self) -> u64 {
+        let retransmit = self.pending.iter().map(|p| p.due_ms).min().unwrap_or(u64::MAX);
+        retransmit.min(self.next_maintenance_ms)
+    }
+
+    /// The next frame to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    // ----- application → core -----------------------------------------------------------
+
+    /// Route `payload` to the peer closest to `target` (or exactly `target` if `exact`).
+    /// Returns the message id.
+    pub fn send(&mut self, now_ms: u64, target: PeerId, exact: bool, payload: Vec<u8>) -> u64 {
+        self.originate(now_ms, target, exact, Body::Data(payload))
+    }
+
+    /// Send transport signalling to `to` through the mesh, signed by us.
+    pub fn send_signal(&mut self, now_ms: u64, to: PeerId, payload: Vec<u8>) {
+        let signed = self.sign(Domain::SignalRequest, payload);
+        self.originate(now_ms, to, true, Body::Signal(signed));
+    }
+
+    /// Ask `peer` for a direct link; on acceptance the transport gets [`Event::Dial`].
+    pub fn connect(&mut self, now_ms: u64, peer: PeerId) {
+        if peer == self.me || self.dials.contains_key(&peer) || self.linked_peers().any(|(p, _)| p == peer) {
+            return;
+        }
+        let nonce = self.rng.next_u64();
+        self.dials.insert(peer, Dial { nonce, started_ms: now_ms, accepted: false });
+        let signed = self.sign(Domain::SignalRequest, ConnectRequest { to: peer, nonce });
+        self.originate(now_ms, peer, true, Body::Connect(signed));
+    }
+
+    /// Find the peers closest to `key`; answered by [`Event::LookupDone`].
+    pub fn lookup(&mut self, now_ms: u64, key: PeerId) {
+        self.originate(now_ms, key, false, Body::FindNode);
+    }
+
+    /// Subscribe to `topic` (any bytes; the rendezvous key is `sha256(topic)`).
+    pub fn subscribe(&mut self, now_ms: u64, topic: &[u8]) -> PeerId {
+        let key = PeerId::hash_of(topic);
+        self.subscriptions.insert(key);
+        self.originate(now_ms, key, false, Body::Subscribe { topic: key });
+        key
+    }
+
+    /// Publish `payload` to the subscribers of `topic`.
+    pub fn publish(&mut self, now_ms: u64, topic: &[u8], payload: Vec<u8>) {
+        let key = PeerId::hash_of(topic);
+        self.originate(now_ms, key, false, Body::Publish { topic: key, payload });
+    }
+
+    fn sign<T: serde::Serialize>(&self, domain: Domain, value: T) -> Signed<T> {
+        let bytes = wire::encode_body(&value).expect("overlay values always encode");
+        Signed { signature: self.identity.sign(domain, &bytes), public_key: self.identity.public_key(), value }
+    }
+
+    fn originate(&mut self, now_ms: u64, target: PeerId, exact: bool, body: Body) -> u64 {
+        self.next_routed_id += 1;
+        let id = self.next_routed_id;
+        let msg = Routed { id, origin: self.me, target, exact, hops: 0, body };
+        self.remember(&msg);
+        let skip = matches!(msg.body, Body::FindNode).then_some(self.me);
+        self.route(now_ms, msg, skip);
+        id
+    }
+
+    // ----- routing ------------------------------------------------------------------------
+
+    /// The live link whose peer is closest to `target`, if it is closer than we are.
+    /// `skip` is a peer treated as absent (the origin of a lookup, so it finds others).
+    fn next_hop(&self, target: &PeerId, skip: Option<PeerId>) -> Option<LinkId> {
+        let mut best: Option<(identity::Distance, LinkId)> = None;
+        for l in &self.links {
+            let Some(p) = l.peer() else { continue };
+            if Some(p) == skip {
+                continue;
+            }
+            let d = p.distance(target);
+            if best.is_none_or(|(bd, _)| d < bd) {
+                best = Some((d, l.id));
+            }
+        }
+        let own = if Some(self.me) == skip { None } else { Some(self.me.distance(target)) };
+        match (best, own) {
+            (Some((d, l)), Some(o)) if d < o => Some(l),
+            (Some((_, l)), None) => Some(l),
+            _ => None,
+        }
+    }
+
+    fn route(&mut self, now_ms: u64, msg: Routed, skip: Option<PeerId>) {
+        let skip = skip.or_else(|| matches!(msg.body, Body::FindNode).then_some(msg.origin));
+        if msg.hops >= self.cfg.hops_max {
+            self.stats.routed_lost += 1;
+            tracing::debug!(id = msg.id, "hop limit reached");
+            return;
+        }
+        if msg.exact && msg.target == self.me {
+            return self.deliver(now_ms, msg);
+        }
+        match self.next_hop(&msg.target, skip) {
+            Some(link) => {
+                if msg.origin != self.me {
+                    self.stats.forwarded += 1;
+                }
+                self.send_routed(now_ms, link, msg, skip, 0);
+            }
+            None if msg.exact => {
+                self.stats.routed_lost += 1;
+                tracing::debug!(target = ?msg.target, "no route to exact target");
+            }
+            None if Some(self.me) == skip => {
+                // A lookup of our own id with no links: nothing to ask.
+            }
+            None => self.deliver(now_ms, msg),
+        }
+    }
+
+    fn send_routed(&mut self, now_ms: u64, link: LinkId, msg: Routed, skip: Option<PeerId>, tries: u8) {
+        let Some(l) = self.links.iter_mut().find(|l| l.id == link) else { return };
+        let seq = l.next_seq;
+        l.next_seq = l.next_seq.wrapping_add(1);
+        let rto = self.cfg.retransmit_ms << tries.min(6);
+        let frame = LinkMsg::Routed { seq, msg };
+        self.send_link(now_ms, link, &frame);
+        let LinkMsg::Routed { msg, .. } = frame else { unreachable!("constructed above") };
+        if self.pending.len() >= self.cfg.pending_max {
+            self.pending.pop_front();
+            self.stats.routed_lost += 1;
+        }
+        self.pending.push_back(Pending { link, seq, msg, skip, due_ms: now_ms + rto, tries: tries + 1 });
+    }
+
+    fn retransmit_due(&mut self, now_ms: u64) {
+        let mut due = Vec::new();
+        let mut i = 0;
+        while i < self.pending.len() {
+            if self.pending[i].due_ms <= now_ms {
+                due.push(self.pending.remove(i).expect("index in range"));
+            } else {
+                i += 1;
+            }
+        }
+        for p in due {
+            if p.tries >= self.cfg.retries_max {
+                self.stats.routed_lost += 1;
+                continue;
+            }
+            self.stats.retransmits += 1;
+            let alive = self.links.iter().any(|l| l.id == p.link);
+            let link = if alive { Some(p.link) } else { self.next_hop(&p.msg.target, p.skip) };
+            match link {
+                Some(link) => self.send_routed(now_ms, link, p.msg, p.skip, p.tries),
+                None if !p.msg.exact && Some(self.me) != p.skip => self.deliver(now_ms, p.msg),
+                None => self.stats.routed_lost += 1,
+            }
+        }
+    }
+
+    fn seen_key(msg: &Routed) -> u64 {
+        let o = &msg.origin.0;
+        u64::from_le_bytes([o[0], o[1], o[2], o[3], o[4], o[5], o[6], o[7]]) ^ msg.id.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+    }
+
+    fn remember(&mut self, msg: &Routed) {
+        if self.seen.len() >= self.cfg.seen_max {
+            self.seen.pop_front();
+        }
+        self.seen.push_back(Self::seen_key(msg));
+    }
+
+    fn seen_before(&mut self, msg: &Routed) -> bool {
+        let k = Self::seen_key(msg);
+        if self.seen.contains(&k) {
+            return true;
+        }
+        self.remember(msg);
+        false
+    }
+
+    fn deliver(&mut self, now_ms: u64, msg: Routed) {
+        let Routed { origin, target, hops, exact, .. } = msg;
+        match msg.body {
+            Body::Data(payload) => self.events.push_back(Event::Delivered { origin, target, payload, hops }),
+            Body::FindNode => {
+                if origin != self.me {
+                    self.table.insert(origin, now_ms);
+                }
+                let mut peers = self.table.closest(&target, self.cfg.bucket_size);
+                peers.retain(|p| *p != origin);
+                peers.push(self.me);
+                peers.sort_by_key(|p| p.distance(&target));
+                if origin == self.me {
+                    self.events.push_back(Event::LookupDone { key: target, peers });
+                } else {
+                    self.originate(now_ms, origin, true, Body::Nodes { key: target, peers });
+                }
+            }
+            Body::Nodes { key, peers } => {
+                for p in peers.iter().take(msg::PEERS_MAX) {
+                    if *p != self.me {
+                        self.table.insert(*p, now_ms);
+                    }
+                }
+                self.events.push_back(Event::LookupDone { key, peers });
+            }
+            Body::Connect(signed) => self.on_connect(now_ms, origin, signed),
+            Body::ConnectReply(signed) => self.on_connect_reply(now_ms, signed),
+            Body::Signal(signed) => match self.check_signed(&signed) {
+                Ok(from) => self.events.push_back(Event::Signal { from, payload: signed.value }),
+                Err(reason) => tracing::warn!(reason, "signal dropped"),
+            },
+            Body::Subscribe { topic } => {
+                let topics_max = self.cfg.topics_max;
+                if !self.rendezvous.contains_key(&topic) && self.rendezvous.len() >= topics_max {
+                    return tracing::debug!("rendezvous full: subscription dropped");
+                }
+                let subs = self.rendezvous.entry(topic).or_default();
+                if subs.len() < self.cfg.subscribers_max || subs.contains_key(&origin) {
+                    subs.insert(origin, now_ms);
+                }
+            }
+            Body::Publish { topic, payload } if exact => {
+                if self.subscriptions.contains(&topic) {
+                    self.events.push_back(Event::Published { topic, origin, payload });
+                }
+            }
+            Body::Publish { topic, payload } => {
+                let subs: Vec<PeerId> = self.rendezvous.get(&topic).map(|s| s.keys().copied().collect()).unwrap_or_default();
+                for s in subs {
+                    if s == self.me {
+                        if self.subscriptions.contains(&topic) {
+                            self.events.push_back(Event::Published { topic, origin, payload: payload.clone() });
+                        }
+                        continue;
+                    }
+                    let copy = Routed {
+                        id: self.fresh_id(),
+                        origin,
+                        target: s,
+                        exact: true,
+                        hops: 0,
+                        body: Body::Publish { topic, payload: payload.clone() },
+                    };
+                    self.remember(&copy);
+                    self.route(now_ms, copy, None);
+                }
+            }
+        }
+    }
+
+    fn fresh_id(&mut self) -> u64 {
+        self.rng.next_u64()
+    }
+
+    fn check_signed<T: serde::Serialize>(&self, signed: &Signed<T>) -> Result<PeerId, &'static str> {
+        let bytes = wire::encode_body(&signed.value).map_err(|_| "unencodable value")?;
+        identity::verify(&signed.public_key, Domain::SignalRequest, &bytes, &signed.signature)
+            .map_err(|_| "bad signature")?;
+        Ok(PeerId::from_public_key(&signed.public_key))
+    }
+
+    fn on_connect(&mut self, now_ms: u64, origin: PeerId, signed: Signed<ConnectRequest>) {
+        let author = match self.check_signed(&signed) {
+            Ok(a) if a == origin && signed.value.to == self.me => a,
+            Ok(_) => return tracing::warn!("connect request for someone else dropped"),
+            Err(reason) => return tracing::warn!(reason, "connect request dropped"),
+        };
+        let already = self.linked_peers().any(|(p, _)| p == author);
+        let accept = !already && author.meets_difficulty(self.cfg.id_difficulty_bits) && self.make_room_for(now_ms, &author);
+        if accept {
+            self.table.insert(author, now_ms);
+            self.expected.insert(author, now_ms);
+            self.events.push_back(Event::Accept { peer: author });
+        }
+        let reply = self.sign(Domain::SignalRequest, ConnectReply { to: author, nonce: signed.value.nonce, accept });
+        self.originate(now_ms, author, true, Body::ConnectReply(reply));
+    }
+
+    fn on_connect_reply(&mut self, now_ms: u64, signed: Signed<ConnectReply>) {
+        let author = match self.check_signed(&signed) {
+            Ok(a) if signed.value.to == self.me => a,
+            _ => return tracing::warn!("bad connect reply dropped"),
+        };
+        let Some(dial) = self.dials.get_mut(&author) else { return };
+        if dial.nonce != signed.value.nonce || dial.accepted {
+            return;
+        }
+        if signed.value.accept {
+            dial.accepted = true;
+            dial.started_ms = now_ms;
+            self.events.push_back(Event::Dial { peer: author });
+        } else {
+            self.dials.remove(&author);
+            self.table.note_failure(&author, 3);
+        }
+    }
+
+    // ----- link-set maintenance -----------------------------------------------------------
+
+    /// Links that count against the cap: live ones plus those being requested or opened.
+    fn committed_links(&self) -> usize {
+        self.links.len() + self.expected.len() + self.dials.len()
+    }
+
+    /// Whether we rely on `link` for routing: the only link in its bucket, or a neighbour.
+    fn needs_link(&self, link: LinkId) -> bool {
+        let Some(peer) = self.links.iter().find(|l| l.id == link).and_then(Link::peer) else { return true };
+        let b = self.me.bucket_of(&peer);
+        let alone = !self.links.iter().any(|l| l.id != link && l.peer().is_some_and(|p| self.me.bucket_of(&p) == b));
+        alone || self.is_neighbour(&peer)
+    }
+
+    fn is_neighbour(&self, peer: &PeerId) -> bool {
+        let d = self.me.distance(peer);
+        self.table.closest(&self.me, self.cfg.neighbours).last().is_none_or(|far| d <= self.me.distance(far))
+    }
+
+    /// Whether `peer` would fill an empty bucket or be one of our neighbours.
+    fn would_help(&self, peer: &PeerId) -> bool {
+        let b = self.me.bucket_of(peer);
+        let bucket_linked = self.links.iter().any(|l| l.peer().is_some_and(|p| self.me.bucket_of(&p) == b));
+        !bucket_linked || self.is_neighbour(peer)
+    }
+
+    /// Ensure a free slot for a link to `peer`, closing a link neither side needs if we are full
+    /// and the new one would help. Returns whether a slot is available.
+    fn make_room_for(&mut self, now_ms: u64, peer: &PeerId) -> bool {
+        if self.committed_links() < self.cfg.links_max {
+            return true;
+        }
+        if !self.would_help(peer) {
+            return false;
+        }
+        let settle = self.cfg.handshake_timeout_ms;
+        let victim = self
+            .links
+            .iter()
+            .filter(|l| l.peer().is_some() && !l.remote_needs && now_ms.saturating_sub(l.opened_ms) > settle)
+            .map(|l| l.id)
+            .find(|id| !self.needs_link(*id));
+        match victim {
+            Some(v) => {
+                self.close_link(v);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn close_link(&mut self, link: LinkId) {
+        if let Some(i) = self.links.iter().position(|l| l.id == link) {
+            let l = self.links.swap_remove(i);
+            if let Some(peer) = l.peer() {
+                self.events.push_back(Event::PeerLeft { peer, link });
+            }
+            self.events.push_back(Event::CloseLink { link });
+        }
+    }
+
+    fn maintain(&mut self, now_ms: u64) {
+        let hs = self.cfg.handshake_timeout_ms;
+        // Abandon stuck handshakes, dials and expected dials.
+        let stuck: Vec<LinkId> = self
+            .links
+            .iter()
+            .filter(|l| matches!(l.state, LinkState::Handshake { .. }) && now_ms.saturating_sub(l.opened_ms) > hs)
+            .map(|l| l.id)
+            .collect();
+        for link in stuck {
+            tracing::debug!(?link, "handshake timed out");
+            self.close_link(link);
+        }
+        let failed: Vec<PeerId> =
+            self.dials.iter().filter(|(_, d)| now_ms.saturating_sub(d.started_ms) > hs).map(|(p, _)| *p).collect();
+        for p in failed {
+            self.dials.remove(&p);
+            self.table.note_failure(&p, 3);
+        }
+        self.expected.retain(|_, t| now_ms.saturating_sub(*t) <= hs);
+
+        // Liveness.
+        let timeout = self.cfg.link_timeout_ms;
+        let dead: Vec<(LinkId, Option<PeerId>)> = self
+            .links
+            .iter()
+            .filter(|l| now_ms.saturating_sub(l.last_recv_ms) > timeout)
+            .map(|l| (l.id, l.peer()))
+            .collect();
+        for (link, peer) in dead {
+            tracing::debug!(?link, "link silent: closing");
+            self.close_link(link);
+            if let Some(p) = peer {
+                self.table.note_failure(&p, 1);
+            }
+        }
+        let idle = self.cfg.ping_idle_ms;
+        let to_ping: Vec<LinkId> = self
+            .links
+            .iter()
+            .filter(|l| l.peer().is_some() && l.ping.is_none() && now_ms.saturating_sub(l.last_recv_ms.min(l.last_send_ms)) >= idle)
+            .map(|l| l.id)
+            .collect();
+        for link in to_ping {
+            let nonce = self.rng.next_u64();
+            let needed = self.needs_link(link);
+            if let Some(l) = self.links.iter_mut().find(|l| l.id == link) {
+                l.ping = Some((nonce, now_ms));
+            }
+            self.send_link(now_ms, link, &LinkMsg::Ping { nonce, needed });
+        }
+        for l in &mut self.links {
+            if l.ping.is_some_and(|(_, sent)| now_ms.saturating_sub(sent) > timeout) {
+                l.ping = None;
+            }
+        }
+
+        // Refresh the neighbourhood.
+        if now_ms >= self.next_refresh_ms && self.linked_peers().next().is_some() {
+            self.next_refresh_ms = now_ms + self.cfg.refresh_ms;
+            let me = self.me;
+            self.lookup(now_ms, me);
+        }
+
+        // Topics: renew our subscriptions, expire stale subscribers.
+        if now_ms >= self.next_subscribe_ms {
+            self.next_subscribe_ms = now_ms + self.cfg.subscribe_ms;
+            let topics: Vec<PeerId> = self.subscriptions.iter().copied().collect();
+            for topic in topics {
+                self.originate(now_ms, topic, false, Body::Subscribe { topic });
+            }
+            let ttl = self.cfg.subscribe_ms * 3;
+            for subs in self.rendezvous.values_mut() {
+                subs.retain(|_, t| now_ms.saturating_sub(*t) <= ttl);
+            }
+            self.rendezvous.retain(|_, s| !s.is_empty());
+        }
+
+        self.shed_excess_links(now_ms);
+        self.fill_links(now_ms);
+    }
+
+    /// Links opened on a bootstrap server's introduction can push us over the cap: close the
+    /// least useful ones (needed by neither side first).
+    fn shed_excess_links(&mut self, now_ms: u64) {
+        let settle = self.cfg.handshake_timeout_ms;
+        while self.links.len() > self.cfg.links_max {
+            let candidates: Vec<(bool, bool, LinkId)> = self
+                .links
+                .iter()
+                .filter(|l| now_ms.saturating_sub(l.opened_ms) > settle)
+                .map(|l| (self.needs_link(l.id), l.remote_needs, l.id))
+                .collect();
+            let Some(&(_, _, victim)) = candidates.iter().min() else { break };
+            self.close_link(victim);
+        }
+    }
+
+    /// Dial toward the wanted link set: a finger in every occupied bucket, then neighbours.
+    fn fill_links(&mut self, now_ms: u64) {
+        let in_flight = self.dials.len();
+        if in_flight >= self.cfg.dials_max {
+            return;
+        }
+        let mut budget = self.cfg.dials_max - in_flight;
+        let linked: BTreeSet<PeerId> = self.linked_peers().map(|(p, _)| p).chain(self.dials.keys().copied()).collect();
+        let mut covered = vec![false; self.table.bucket_count()];
+        for p in &linked {
+            if let Some(b) = self.me.bucket_of(p) {
+                if let Some(c) = covered.get_mut(usize::from(b)) {
+                    *c = true;
+                }
+            }
+        }
+        let mut wants = Vec::new();
+        for (b, is_covered) in covered.iter().enumerate() {
+            if *is_covered {
+                continue;
+            }
+            let bucket = self.table.bucket(b);
+            if bucket.is_empty() {
+                continue;
+            }
+            let pick = usize::try_from(self.rng.next_u32()).unwrap_or(0) % bucket.len();
+            wants.push(bucket[pick].id);
+        }
+        for p in self.table.closest(&self.me, self.cfg.neighbours) {
+            if !linked.contains(&p) && !wants.contains(&p) {
+                wants.push(p);
+            }
+        }
+        for p in wants {
+            if budget == 0 {
+                break;
+            }
+            if !self.make_room_for(now_ms, &p) {
+                break;
+            }
+            self.connect(now_ms, p);
+            budget -= 1;
+        }
+    }
+
+    // ----- framing ------------------------------------------------------------------------
+
+    fn send_link(&mut self, now_ms: u64, link: LinkId, msg: &LinkMsg) {
+        let Some(l) = self.links.iter_mut().find(|l| l.id == link) else { return };
+        let id = l.next_msg_id;
+        l.next_msg_id = l.next_msg_id.wrapping_add(1);
+        l.last_send_ms = now_ms;
+        let frames = match wire::encode(msg, id) {
+            Ok(f) => f,
+            Err(WireError::MessageTooLarge(n)) => return tracing::warn!(n, "message too large: not sent"),
+            Err(e) => return tracing::error!(%e, "encode failed"),
+        };
+        for frame in frames {
+            self.stats.frames_out += 1;
+            self.stats.bytes_out += frame.len() as u64;
+            self.transmits.push_back(Transmit { link, frame });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

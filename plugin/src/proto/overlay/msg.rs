@@ -1,0 +1,155 @@
+//! Messages exchanged over a link (the bodies of wire frames).
+
+use serde::{Deserialize, Serialize};
+
+use crate::proto::identity::{PeerId, PublicKey, Signature};
+
+/// A transport-level socket id (matchbox's per-socket uuid; random bytes in the simulator).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize, Deserialize)]
+pub struct TransportId(pub [u8; 16]);
+
+/// Everything that travels on a link.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LinkMsg {
+    /// First message in each direction: who I claim to be and a fresh challenge for you.
+    Hello {
+        /// The sender's public key (its `PeerId` is the hash of it).
+        public_key: PublicKey,
+        /// A fresh random challenge the other side must sign.
+        nonce: [u8; 16],
+    },
+    /// Proof of the claim in `Hello`: a [`Domain::LinkAuth`](crate::proto::identity::Domain)
+    /// signature over [`auth_message`].
+    Auth {
+        /// The signature.
+        signature: Signature,
+    },
+    /// Liveness probe; `needed` tells the other side whether we rely on this link for routing.
+    Ping {
+        /// Echoed in the pong.
+        nonce: u64,
+        /// Whether the sender would lose a routing finger or neighbour without this link.
+        needed: bool,
+    },
+    /// Answer to a ping.
+    Pong {
+        /// The ping's nonce.
+        nonce: u64,
+        /// As in `Ping`.
+        needed: bool,
+    },
+    /// Peers the sender is linked to: lets the receiver fill its buckets without lookups.
+    Peers {
+        /// At most `PEERS_MAX` ids.
+        peers: Vec<PeerId>,
+    },
+    /// A routed message, with the per-hop sequence number the receiver acknowledges.
+    Routed {
+        /// Per-link sequence number for the hop acknowledgement.
+        seq: u32,
+        /// The message.
+        msg: Routed,
+    },
+    /// Acknowledges `Routed { seq }` on this link.
+    Ack {
+        /// The acknowledged sequence number.
+        seq: u32,
+    },
+}
+
+/// Most peer ids in one `Peers` message.
+pub const PEERS_MAX: usize = 64;
+
+/// A message routed greedily over live links toward `target`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Routed {
+    /// Origin-chosen id; `(origin, id)` is unique and used to drop duplicates.
+    pub id: u64,
+    /// The originating peer. Unauthenticated unless the body carries a signature.
+    pub origin: PeerId,
+    /// Where it is going.
+    pub target: PeerId,
+    /// Deliver only to the peer whose id *is* `target` (else: to the closest peer).
+    pub exact: bool,
+    /// Hops taken so far.
+    pub hops: u8,
+    /// What it carries.
+    pub body: Body,
+}
+
+/// The payload kinds of a routed message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Body {
+    /// Application bytes.
+    Data(Vec<u8>),
+    /// Kademlia FIND_NODE: the closest peer answers with `Nodes`.
+    FindNode,
+    /// Answer to `FindNode`: known peers closest to `key`, closest first.
+    Nodes {
+        /// The looked-up key.
+        key: PeerId,
+        /// Closest known peers, including the answerer.
+        peers: Vec<PeerId>,
+    },
+    /// A signed request to open a direct link, signalled through the mesh.
+    Connect(Signed<ConnectRequest>),
+    /// The answer to a `Connect`.
+    ConnectReply(Signed<ConnectReply>),
+    /// Transport signalling (e.g. WebRTC SDP/ICE) between two peers, signed by the sender.
+    Signal(Signed<Vec<u8>>),
+    /// A pub/sub publication routed to the topic's rendezvous key.
+    Publish {
+        /// The topic.
+        topic: PeerId,
+        /// The payload.
+        payload: Vec<u8>,
+    },
+    /// Subscribe the origin to a topic at its rendezvous peer.
+    Subscribe {
+        /// The topic.
+        topic: PeerId,
+    },
+}
+
+/// A value with its author's key and signature (see [`crate::proto::identity::Domain`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Signed<T> {
+    /// The value.
+    pub value: T,
+    /// The author's key; the author is `PeerId::from_public_key(&public_key)`.
+    pub public_key: PublicKey,
+    /// The author's signature over the bincode encoding of `value`.
+    pub signature: Signature,
+}
+
+/// Ask the target to accept a link from the requester.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectRequest {
+    /// Who is asked.
+    pub to: PeerId,
+    /// Fresh per request: replays are ignored.
+    pub nonce: u64,
+}
+
+/// The target's answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectReply {
+    /// Who asked.
+    pub to: PeerId,
+    /// The request's nonce.
+    pub nonce: u64,
+    /// Whether the link is welcome.
+    pub accept: bool,
+}
+
+/// The bytes a `LinkAuth` signature covers: `signer's transport id || other's transport id ||
+/// other's nonce || signer's nonce`. Binding both transport ids stops a relay from replaying the
+/// proof on another socket; the other side's fresh nonce stops replays on this one.
+pub fn auth_message(signer: TransportId, other: TransportId, other_nonce: &[u8; 16], own_nonce: &[u8; 16]) -> [u8; 64] {
+    let mut m = [0u8; 64];
+    m[..16].copy_from_slice(&signer.0);
+    m[16..32].copy_from_slice(&other.0);
+    m[32..48].copy_from_slice(other_nonce);
+    m[48..].copy_from_slice(own_nonce);
+    m
+}

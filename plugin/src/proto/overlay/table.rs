@@ -1,0 +1,167 @@
+//! The Kademlia routing table: what a peer *knows*, as opposed to whom it is linked to.
+
+use crate::proto::identity::PeerId;
+
+/// One known peer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Contact {
+    /// The peer.
+    pub id: PeerId,
+    /// When we last heard of it (virtual ms).
+    pub seen_ms: u64,
+    /// Failed dials since it was last seen alive; a contact with too many is forgotten.
+    pub fails: u8,
+}
+
+/// k-buckets over XOR distance. Bucket `i` holds peers sharing exactly `i` leading bits with us;
+/// only buckets up to the deepest occupied one are allocated (a few dozen at most in practice).
+#[derive(Debug)]
+pub struct Table {
+    me: PeerId,
+    k: usize,
+    buckets: Vec<Vec<Contact>>,
+}
+
+impl Table {
+    /// An empty table for `me` with buckets of `k` contacts.
+    pub fn new(me: PeerId, k: usize) -> Self {
+        assert!(k > 0, "bucket size must be positive");
+        Self { me, k, buckets: Vec::new() }
+    }
+
+    /// Learn of `id` at `now_ms`. Returns true if it was added (not merely refreshed). A full
+    /// bucket keeps its existing contacts (older contacts are likelier to stay, Kademlia §2.2),
+    /// except that a contact that failed to answer is replaced.
+    pub fn insert(&mut self, id: PeerId, now_ms: u64) -> bool {
+        let Some(b) = self.me.bucket_of(&id) else { return false };
+        let b = usize::from(b);
+        if self.buckets.len() <= b {
+            self.buckets.resize_with(b + 1, Vec::new);
+        }
+        let k = self.k;
+        let bucket = &mut self.buckets[b];
+        if let Some(c) = bucket.iter_mut().find(|c| c.id == id) {
+            c.seen_ms = now_ms;
+            c.fails = 0;
+            return false;
+        }
+        let fresh = Contact { id, seen_ms: now_ms, fails: 0 };
+        if bucket.len() < k {
+            if bucket.capacity() == 0 {
+                bucket.reserve_exact(k.min(4));
+            }
+            bucket.push(fresh);
+            return true;
+        }
+        if let Some(worst) = bucket.iter_mut().filter(|c| c.fails > 0).max_by_key(|c| c.fails) {
+            *worst = fresh;
+            return true;
+        }
+        false
+    }
+
+    /// Forget `id`.
+    pub fn remove(&mut self, id: &PeerId) {
+        if let Some(b) = self.me.bucket_of(id) {
+            if let Some(bucket) = self.buckets.get_mut(usize::from(b)) {
+                bucket.retain(|c| c.id != *id);
+            }
+        }
+        while self.buckets.last().is_some_and(Vec::is_empty) {
+            self.buckets.pop();
+        }
+    }
+
+    /// Note a failed dial; forget the contact after `fails_max` failures in a row.
+    pub fn note_failure(&mut self, id: &PeerId, fails_max: u8) {
+        let Some(b) = self.me.bucket_of(id) else { return };
+        let Some(bucket) = self.buckets.get_mut(usize::from(b)) else { return };
+        if let Some(c) = bucket.iter_mut().find(|c| c.id == *id) {
+            c.fails = c.fails.saturating_add(1);
+            if c.fails >= fails_max {
+                self.remove(id);
+            }
+        }
+    }
+
+    /// Whether `id` is known.
+    pub fn contains(&self, id: &PeerId) -> bool {
+        self.me
+            .bucket_of(id)
+            .and_then(|b| self.buckets.get(usize::from(b)))
+            .is_some_and(|bucket| bucket.iter().any(|c| c.id == *id))
+    }
+
+    /// The contacts of bucket `b`.
+    pub fn bucket(&self, b: usize) -> &[Contact] {
+        self.buckets.get(b).map_or(&[], Vec::as_slice)
+    }
+
+    /// Number of allocated buckets (one past the deepest occupied).
+    pub fn bucket_count(&self) -> usize {
+        self.buckets.len()
+    }
+
+    /// Total contacts.
+    pub fn len(&self) -> usize {
+        self.buckets.iter().map(Vec::len).sum()
+    }
+
+    /// Whether no contacts are known.
+    pub fn is_empty(&self) -> bool {
+        self.buckets.is_empty()
+    }
+
+    /// Up to `n` known peers closest to `key`, closest first.
+    pub fn closest(&self, key: &PeerId, n: usize) -> Vec<PeerId> {
+        let mut all: Vec<PeerId> = self.buckets.iter().flatten().map(|c| c.id).collect();
+        all.sort_by_key(|id| id.distance(key));
+        all.truncate(n);
+        all
+    }
+
+    /// Heap bytes held (for the simulator's memory figures).
+    pub fn heap_bytes(&self) -> usize {
+        self.buckets.capacity() * size_of::<Vec<Contact>>()
+            + self.buckets.iter().map(|b| b.capacity() * size_of::<Contact>()).sum::<usize>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(first: u8, last: u8) -> PeerId {
+        let mut b = [0u8; 32];
+        b[0] = first;
+        b[31] = last;
+        PeerId(b)
+    }
+
+    #[test]
+    fn buckets_fill_and_keep_old_contacts() {
+        let mut t = Table::new(id(0, 0), 2);
+        assert!(t.insert(id(0x80, 1), 0));
+        assert!(t.insert(id(0x80, 2), 0));
+        assert!(!t.insert(id(0x80, 3), 0), "full bucket keeps its contacts");
+        assert!(!t.insert(id(0x80, 1), 5), "refresh is not an add");
+        t.note_failure(&id(0x80, 2), 3);
+        assert!(t.insert(id(0x80, 3), 6), "a failing contact is replaced");
+        assert!(!t.contains(&id(0x80, 2)));
+        assert_eq!(t.bucket(0).len(), 2);
+        assert!(!t.insert(id(0, 0), 0), "never insert ourselves");
+    }
+
+    #[test]
+    fn closest_orders_by_xor() {
+        let mut t = Table::new(id(0, 0), 8);
+        for i in 1..=20u8 {
+            t.insert(id(i, i), 0);
+        }
+        let c = t.closest(&id(3, 0), 3);
+        assert_eq!(c[0], id(3, 3));
+        assert_eq!(c.len(), 3);
+        t.remove(&id(3, 3));
+        assert!(!t.contains(&id(3, 3)));
+    }
+}

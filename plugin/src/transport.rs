@@ -1,0 +1,166 @@
+//! Byte pumps: move frames between the overlay core and real or in-memory links, nothing else.
+//!
+//! A [`Transport`] owns links and reports [`TransportEvent`]s; the [`Node`] glue feeds them to
+//! an [`Overlay`] and carries out what the overlay asks (dial, accept, close, signal).
+
+#[cfg(feature = "matchbox")]
+pub mod matchbox;
+pub mod memory;
+
+use crate::proto::identity::PeerId;
+use crate::proto::overlay::{Event, LinkId, Overlay, TransportId};
+
+/// What a transport reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransportEvent {
+    /// A link opened. `local`/`remote` are the socket-level ids the handshake binds.
+    LinkUp {
+        /// The link.
+        link: LinkId,
+        /// Our socket id on this link.
+        local: TransportId,
+        /// The remote socket id.
+        remote: TransportId,
+    },
+    /// A link closed or failed.
+    LinkDown {
+        /// The link.
+        link: LinkId,
+    },
+    /// A frame arrived.
+    Frame {
+        /// The link.
+        link: LinkId,
+        /// The frame bytes (untrusted).
+        bytes: Vec<u8>,
+    },
+    /// The transport wants signalling bytes delivered to `to` through the mesh.
+    SignalOut {
+        /// The recipient.
+        to: PeerId,
+        /// The bytes.
+        payload: Vec<u8>,
+    },
+}
+
+/// A source and sink of links and frames.
+pub trait Transport: 'static {
+    /// Collect what happened since the last call.
+    fn poll(&mut self, now_ms: u64, out: &mut Vec<TransportEvent>);
+    /// Put `frame` on `link` (dropped silently if the link is gone).
+    fn send(&mut self, link: LinkId, frame: Vec<u8>);
+    /// Open a link to `peer`, who agreed to it; we make the offer.
+    fn dial(&mut self, now_ms: u64, peer: PeerId);
+    /// `peer` will dial us: accept its offer.
+    fn accept(&mut self, now_ms: u64, peer: PeerId);
+    /// Signalling bytes from `from` arrived through the mesh (authenticated, not yet validated).
+    fn signal(&mut self, now_ms: u64, from: PeerId, payload: Vec<u8>);
+    /// Close `link`.
+    fn close(&mut self, link: LinkId);
+}
+
+/// What the application sees from a [`Node`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NodeEvent {
+    /// An authenticated link to `peer` opened.
+    PeerJoined(PeerId),
+    /// The link to `peer` went away.
+    PeerLeft(PeerId),
+    /// A routed message arrived for us.
+    Message {
+        /// Claimed origin.
+        origin: PeerId,
+        /// The key it was sent to.
+        target: PeerId,
+        /// Bytes.
+        payload: Vec<u8>,
+        /// Hops taken.
+        hops: u8,
+    },
+    /// A publication on a subscribed topic.
+    Published {
+        /// Topic key.
+        topic: PeerId,
+        /// Claimed publisher.
+        origin: PeerId,
+        /// Bytes.
+        payload: Vec<u8>,
+    },
+    /// A lookup finished.
+    LookupDone {
+        /// The key.
+        key: PeerId,
+        /// Closest peers found.
+        peers: Vec<PeerId>,
+    },
+}
+
+/// One overlay core driven by one transport: the glue shared by the Bevy plugin, the node binary
+/// and tests. Call [`Node::tick`] often (every frame, or on a timer).
+pub struct Node<T: Transport> {
+    /// The overlay core.
+    pub overlay: Overlay,
+    /// The transport.
+    pub transport: T,
+    scratch: Vec<TransportEvent>,
+}
+
+impl<T: Transport> std::fmt::Debug for Node<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node").field("peer_id", &self.overlay.peer_id()).finish_non_exhaustive()
+    }
+}
+
+impl<T: Transport> Node<T> {
+    /// Glue `overlay` to `transport`.
+    pub fn new(overlay: Overlay, transport: T) -> Self {
+        Self { overlay, transport, scratch: Vec::new() }
+    }
+
+    /// Pump once at `now_ms`: transport → overlay → transport, returning application events.
+    pub fn tick(&mut self, now_ms: u64) -> Vec<NodeEvent> {
+        let mut out = Vec::new();
+        self.transport.poll(now_ms, &mut self.scratch);
+        for ev in self.scratch.drain(..) {
+            match ev {
+                TransportEvent::LinkUp { link, local, remote } => self.overlay.handle_link_up(now_ms, link, local, remote),
+                TransportEvent::LinkDown { link } => self.overlay.handle_link_down(now_ms, link),
+                TransportEvent::Frame { link, bytes } => self.overlay.handle_frame(now_ms, link, &bytes),
+                TransportEvent::SignalOut { to, payload } => self.overlay.send_signal(now_ms, to, payload),
+            }
+        }
+        if self.overlay.poll_timeout() <= now_ms {
+            self.overlay.handle_timeout(now_ms);
+        }
+        self.flush(now_ms, &mut out);
+        out
+    }
+
+    /// Move everything the overlay wants done to the transport; collect application events.
+    pub fn flush(&mut self, now_ms: u64, out: &mut Vec<NodeEvent>) {
+        loop {
+            while let Some(t) = self.overlay.poll_transmit() {
+                self.transport.send(t.link, t.frame);
+            }
+            let Some(ev) = self.overlay.poll_event() else { break };
+            match ev {
+                Event::PeerJoined { peer, .. } => out.push(NodeEvent::PeerJoined(peer)),
+                Event::PeerLeft { peer, .. } => out.push(NodeEvent::PeerLeft(peer)),
+                Event::Delivered { origin, target, payload, hops } => {
+                    out.push(NodeEvent::Message { origin, target, payload, hops });
+                }
+                Event::Published { topic, origin, payload } => out.push(NodeEvent::Published { topic, origin, payload }),
+                Event::LookupDone { key, peers } => out.push(NodeEvent::LookupDone { key, peers }),
+                Event::Dial { peer } => self.transport.dial(now_ms, peer),
+                Event::Accept { peer } => self.transport.accept(now_ms, peer),
+                Event::Signal { from, payload } => self.transport.signal(now_ms, from, payload),
+                Event::CloseLink { link } => self.transport.close(link),
+            }
+        }
+    }
+
+    /// Route `payload` to the peer closest to `target` (or exactly `target`).
+    pub fn send(&mut self, now_ms: u64, target: PeerId, exact: bool, payload: Vec<u8>) {
+        self.overlay.send(now_ms, target, exact, payload);
+    }
+}
