@@ -1,0 +1,2 @@
+//! Contract host benchmark (filled in below).
+fn main() {}

@@ -1,0 +1,453 @@
+//! Running one input: a fresh wasmi `Store` per input, a fresh instance per call, a journal of
+//! pending writes that commits only if the whole input succeeds.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use wasmi::{AsContextMut, Linker, Memory, Module, Store, TrapCode};
+
+use super::error::{ContractError, TrapKind};
+use super::merkle::MerkleMap;
+use super::params::{ConsensusParams, PAGE_BYTES};
+use super::types::{Address, CodeHash, ContractId, Event, Fuel, Input, Receipt, Tick};
+
+/// Export run for every call.
+pub(crate) const CALL_EXPORT: &str = "mw_call";
+/// Optional export run once when a contract is instantiated.
+pub(crate) const INIT_EXPORT: &str = "mw_init";
+/// The linear memory export.
+pub(crate) const MEMORY_EXPORT: &str = "memory";
+
+/// A contract: its code and its committed state.
+#[derive(Clone, Debug)]
+pub(crate) struct ContractEntry {
+    pub(crate) code_hash: CodeHash,
+    pub(crate) state: MerkleMap,
+}
+
+/// What every execution shares: parameters, the linker with the host functions, loaded modules.
+#[derive(Clone, Debug)]
+pub(crate) struct Shared {
+    pub(crate) params: ConsensusParams,
+    pub(crate) linker: Linker<ExecState>,
+    pub(crate) modules: BTreeMap<CodeHash, Module>,
+}
+
+/// One contract activation on the call stack.
+#[derive(Debug)]
+pub(crate) struct Frame {
+    pub(crate) contract: ContractId,
+    pub(crate) caller: Address,
+    pub(crate) input: Vec<u8>,
+    pub(crate) output: Vec<u8>,
+    /// Output (or abort message) of the last nested `call`.
+    pub(crate) return_data: Vec<u8>,
+    pub(crate) memory: Option<Memory>,
+}
+
+/// A write's previous pending value, to undo it: `None` = the key had no pending write.
+type Undo = (ContractId, Vec<u8>, Option<Option<Vec<u8>>>);
+
+/// The wasmi store data of one input.
+#[derive(Debug)]
+pub(crate) struct ExecState {
+    pub(crate) shared: Arc<Shared>,
+    /// Moved in from the host for the input's duration, moved back after.
+    pub(crate) contracts: BTreeMap<ContractId, ContractEntry>,
+    /// Writes not yet committed: `Some(v)` = set, `None` = removed.
+    pub(crate) pending: BTreeMap<ContractId, BTreeMap<Vec<u8>, Option<Vec<u8>>>>,
+    pub(crate) journal: Vec<Undo>,
+    pub(crate) events: Vec<Event>,
+    pub(crate) frames: Vec<Frame>,
+    pub(crate) tick: Tick,
+    pub(crate) bytes_written: u64,
+    pub(crate) calls: u16,
+    pub(crate) limiter: Limiter,
+}
+
+/// Memory and table limits, enforced by wasmi at instantiation and on every grow.
+#[derive(Debug)]
+pub(crate) struct Limiter {
+    instance_bytes_max: u64,
+    input_bytes_max: u64,
+    bytes_used: u64,
+    table_elements_max: u64,
+    instances_max: usize,
+}
+
+impl wasmi::ResourceLimiter for Limiter {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> Result<bool, wasmi_core::LimiterError> {
+        let (current, desired) = (current as u64, desired as u64);
+        let total = self.bytes_used + desired.saturating_sub(current);
+        if desired > self.instance_bytes_max || total > self.input_bytes_max {
+            // Trap rather than return -1: a contract has no business probing the limit, and a
+            // trap gives a typed error instead of a confused allocator.
+            return Err(wasmi_core::LimiterError::ResourceLimiterDeniedAllocation);
+        }
+        self.bytes_used = total;
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> Result<bool, wasmi_core::LimiterError> {
+        if desired as u64 > self.table_elements_max {
+            return Err(wasmi_core::LimiterError::ResourceLimiterDeniedAllocation);
+        }
+        Ok(true)
+    }
+
+    fn instances(&self) -> usize {
+        self.instances_max
+    }
+
+    fn tables(&self) -> usize {
+        self.instances_max
+    }
+
+    fn memories(&self) -> usize {
+        self.instances_max
+    }
+}
+
+/// The host's own trap payload: carries the typed error through wasmi.
+#[derive(Debug)]
+pub(crate) struct HostTrap(pub(crate) ContractError);
+
+impl core::fmt::Display for HostTrap {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        core::fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl wasmi::errors::HostError for HostTrap {}
+
+/// Wraps a typed error as a wasmi trap.
+pub(crate) fn trap(error: ContractError) -> wasmi::Error {
+    wasmi::Error::host(HostTrap(error))
+}
+
+/// Maps whatever wasmi returned to a typed error.
+pub(crate) fn classify(error: wasmi::Error) -> ContractError {
+    use wasmi::errors::{ErrorKind, FuelError, MemoryError, TableError};
+    if let Some(HostTrap(inner)) = error.downcast_ref::<HostTrap>() {
+        return inner.clone();
+    }
+    if let Some(code) = error.as_trap_code() {
+        return match code {
+            TrapCode::OutOfFuel => ContractError::OutOfFuel,
+            TrapCode::StackOverflow => ContractError::StackOverflow,
+            TrapCode::GrowthOperationLimited | TrapCode::OutOfSystemMemory => {
+                ContractError::MemoryLimit
+            }
+            TrapCode::UnreachableCodeReached => ContractError::Trap(TrapKind::Unreachable),
+            TrapCode::MemoryOutOfBounds => ContractError::Trap(TrapKind::MemoryOutOfBounds),
+            TrapCode::TableOutOfBounds => ContractError::Trap(TrapKind::TableOutOfBounds),
+            TrapCode::IndirectCallToNull => ContractError::Trap(TrapKind::IndirectCallToNull),
+            TrapCode::IntegerDivisionByZero => ContractError::Trap(TrapKind::IntegerDivisionByZero),
+            TrapCode::IntegerOverflow => ContractError::Trap(TrapKind::IntegerOverflow),
+            TrapCode::BadConversionToInteger => {
+                ContractError::Trap(TrapKind::BadConversionToInteger)
+            }
+            TrapCode::BadSignature => ContractError::Trap(TrapKind::BadSignature),
+        };
+    }
+    match error.kind() {
+        ErrorKind::Fuel(FuelError::OutOfFuel { .. })
+        | ErrorKind::Memory(MemoryError::OutOfFuel { .. })
+        | ErrorKind::Table(TableError::OutOfFuel { .. }) => ContractError::OutOfFuel,
+        ErrorKind::Memory(_) => ContractError::MemoryLimit,
+        ErrorKind::Table(_) => ContractError::ModuleLimit {
+            what: "table elements",
+            value: 0,
+            max: 0,
+        },
+        _ => ContractError::Internal {
+            reason: error.to_string(),
+        },
+    }
+}
+
+/// Takes `cost` fuel from the store, trapping with [`ContractError::OutOfFuel`] if there is not
+/// enough (the remaining fuel is then zero, as if the work had run until it ran out).
+pub(crate) fn charge(mut ctx: impl AsContextMut, cost: u64) -> Result<(), wasmi::Error> {
+    let mut ctx = ctx.as_context_mut();
+    let left = ctx.get_fuel()?;
+    match left.checked_sub(cost) {
+        Some(rest) => ctx.set_fuel(rest),
+        None => {
+            ctx.set_fuel(0)?;
+            Err(trap(ContractError::OutOfFuel))
+        }
+    }
+}
+
+impl ExecState {
+    /// The innermost frame. Host functions only run inside a frame.
+    pub(crate) fn frame(&self) -> Result<&Frame, wasmi::Error> {
+        self.frames.last().ok_or_else(no_frame)
+    }
+
+    /// The innermost frame, mutably.
+    pub(crate) fn frame_mut(&mut self) -> Result<&mut Frame, wasmi::Error> {
+        self.frames.last_mut().ok_or_else(no_frame)
+    }
+
+    /// The value of `key` in `contract`'s state as this input currently sees it.
+    pub(crate) fn read(&self, contract: &ContractId, key: &[u8]) -> Option<&[u8]> {
+        if let Some(pending) = self.pending.get(contract).and_then(|p| p.get(key)) {
+            return pending.as_deref();
+        }
+        self.contracts.get(contract)?.state.get(key)
+    }
+
+    /// Records a write (`None` = remove), journaled so a failing nested call can undo it.
+    pub(crate) fn write(&mut self, contract: ContractId, key: &[u8], value: Option<Vec<u8>>) {
+        let previous = self
+            .pending
+            .entry(contract)
+            .or_default()
+            .insert(key.to_vec(), value);
+        self.journal.push((contract, key.to_vec(), previous));
+    }
+
+    /// Undoes every write after journal position `mark`.
+    pub(crate) fn rollback(&mut self, mark: usize) {
+        while self.journal.len() > mark {
+            let Some((contract, key, previous)) = self.journal.pop() else {
+                break;
+            };
+            let Some(writes) = self.pending.get_mut(&contract) else {
+                continue;
+            };
+            match previous {
+                Some(value) => {
+                    writes.insert(key, value);
+                }
+                None => {
+                    writes.remove(&key);
+                }
+            }
+        }
+    }
+}
+
+fn no_frame() -> wasmi::Error {
+    trap(ContractError::Internal {
+        reason: "host call outside a call frame".into(),
+    })
+}
+
+/// Instantiates `contract`'s code afresh in the store and runs `export` with `input`.
+/// Pushes and always pops one frame. Used for top-level inputs and nested `call`s alike.
+pub(crate) fn invoke(
+    mut ctx: impl AsContextMut<Data = ExecState>,
+    contract: ContractId,
+    caller: Address,
+    input: Vec<u8>,
+    export: &str,
+) -> Result<Vec<u8>, ContractError> {
+    let (module, shared) = {
+        let context = ctx.as_context();
+        let data = context.data();
+        let entry = data
+            .contracts
+            .get(&contract)
+            .ok_or(ContractError::UnknownContract(contract))?;
+        let module = data
+            .shared
+            .modules
+            .get(&entry.code_hash)
+            .ok_or(ContractError::UnknownCode(entry.code_hash))?
+            .clone();
+        (module, Arc::clone(&data.shared))
+    };
+    ctx.as_context_mut().data_mut().frames.push(Frame {
+        contract,
+        caller,
+        input,
+        output: Vec::new(),
+        return_data: Vec::new(),
+        memory: None,
+    });
+    let result = instantiate_and_run(&mut ctx, &shared, &module, export);
+    let frame = ctx.as_context_mut().data_mut().frames.pop();
+    result?;
+    Ok(frame.map(|f| f.output).unwrap_or_default())
+}
+
+fn instantiate_and_run(
+    mut ctx: impl AsContextMut<Data = ExecState>,
+    shared: &Shared,
+    module: &Module,
+    export: &str,
+) -> Result<(), ContractError> {
+    let costs = &shared.params.costs;
+    let pages = initial_pages(module);
+    charge(
+        &mut ctx,
+        costs
+            .instantiate_base
+            .saturating_add(costs.instantiate_per_page.saturating_mul(pages)),
+    )
+    .map_err(classify)?;
+    let instance = shared
+        .linker
+        .instantiate_and_start(&mut ctx, module)
+        .map_err(classify)?;
+    let memory = instance
+        .get_memory(&ctx, MEMORY_EXPORT)
+        .ok_or(ContractError::MissingExport {
+            name: MEMORY_EXPORT,
+        })?;
+    if let Some(frame) = ctx.as_context_mut().data_mut().frames.last_mut() {
+        frame.memory = Some(memory);
+    }
+    let Some(func) = instance.get_func(&ctx, export) else {
+        // Only `mw_init` is optional; `mw_call` is checked at load time.
+        return Ok(());
+    };
+    let func = func
+        .typed::<(), ()>(&ctx)
+        .map_err(|_| ContractError::MissingExport { name: "mw_call" })?;
+    func.call(&mut ctx, ()).map_err(classify)
+}
+
+/// The initial size of the module's memory, in pages.
+fn initial_pages(module: &Module) -> u64 {
+    match module.get_export(MEMORY_EXPORT) {
+        Some(wasmi::ExternType::Memory(ty)) => ty.minimum(),
+        _ => 0,
+    }
+}
+
+/// Which export a top-level run starts at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Entry {
+    /// `mw_call`.
+    Call,
+    /// `mw_init` (skipped if the module does not export it).
+    Init,
+}
+
+/// Runs one top-level input against `contracts`, committing its writes into the contracts'
+/// trees (without hashing) if and only if it succeeds. Returns the receipt and the contracts it
+/// wrote to.
+pub(crate) fn run_input(
+    shared: &Arc<Shared>,
+    contracts: &mut BTreeMap<ContractId, ContractEntry>,
+    input: &Input,
+    entry: Entry,
+) -> (Receipt, Vec<ContractId>) {
+    let params = &shared.params;
+    let failed = |error, fuel_used| {
+        (
+            Receipt {
+                result: Err(error),
+                fuel_used,
+                events: Vec::new(),
+            },
+            Vec::new(),
+        )
+    };
+    if input.fuel_limit > params.fuel_per_input_max {
+        return failed(
+            ContractError::InvalidInput {
+                reason: "fuel limit above fuel_per_input_max",
+            },
+            Fuel::ZERO,
+        );
+    }
+    if input.data.len() as u64 > u64::from(params.input_bytes_max) {
+        return failed(
+            ContractError::InvalidInput {
+                reason: "input larger than input_bytes_max",
+            },
+            Fuel::ZERO,
+        );
+    }
+    if !contracts.contains_key(&input.contract) {
+        return failed(ContractError::UnknownContract(input.contract), Fuel::ZERO);
+    }
+    let state = ExecState {
+        shared: Arc::clone(shared),
+        contracts: std::mem::take(contracts),
+        pending: BTreeMap::new(),
+        journal: Vec::new(),
+        events: Vec::new(),
+        frames: Vec::new(),
+        tick: input.tick,
+        bytes_written: 0,
+        calls: 0,
+        limiter: Limiter {
+            instance_bytes_max: u64::from(params.memory_pages_max) * PAGE_BYTES,
+            input_bytes_max: u64::from(params.input_memory_pages_max) * PAGE_BYTES,
+            bytes_used: 0,
+            table_elements_max: u64::from(params.table_elements_max),
+            instances_max: usize::from(params.calls_per_input_max) + 1,
+        },
+    };
+    let mut store = Store::new(shared.linker.engine(), state);
+    store.limiter(|state| &mut state.limiter);
+    let fuel_limit = input.fuel_limit.0;
+    let result = store
+        .set_fuel(fuel_limit)
+        .map_err(classify)
+        .and_then(|()| {
+            let base = params
+                .costs
+                .input_base
+                .saturating_add(params.costs.per_byte.saturating_mul(input.data.len() as u64));
+            charge(&mut store, base).map_err(classify)
+        })
+        .and_then(|()| {
+            let export = match entry {
+                Entry::Call => CALL_EXPORT,
+                Entry::Init => INIT_EXPORT,
+            };
+            invoke(
+                &mut store,
+                input.contract,
+                input.caller,
+                input.data.clone(),
+                export,
+            )
+        });
+    let fuel_used = Fuel(fuel_limit.saturating_sub(store.get_fuel().unwrap_or(0)));
+    let state = store.into_data();
+    *contracts = state.contracts;
+    match result {
+        Err(error) => failed(error, fuel_used),
+        Ok(output) => {
+            let mut touched = Vec::with_capacity(state.pending.len());
+            for (id, writes) in state.pending {
+                let Some(entry) = contracts.get_mut(&id) else {
+                    continue;
+                };
+                for (key, value) in writes {
+                    match value {
+                        Some(value) => entry.state.insert(&key, &value),
+                        None => entry.state.remove(&key),
+                    };
+                }
+                touched.push(id);
+            }
+            (
+                Receipt {
+                    result: Ok(output),
+                    fuel_used,
+                    events: state.events,
+                },
+                touched,
+            )
+        }
+    }
+}

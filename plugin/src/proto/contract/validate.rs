@@ -1,0 +1,125 @@
+//! Admission of code: everything checked once, when a module is loaded, so that running it can
+//! only fail for reasons that are the same on every peer.
+
+use wasmi::{ExternType, Module};
+use wasmparser::{Parser, Payload};
+
+use super::abi::{ABI_MODULE, IMPORTS};
+use super::error::ContractError;
+use super::exec::{CALL_EXPORT, INIT_EXPORT, MEMORY_EXPORT};
+use super::params::ConsensusParams;
+
+/// Structural checks wasmi's validator does not do for us, on the raw bytes, before compiling:
+/// no start function, at most one table within the element limit, exactly one defined 32-bit
+/// unshared memory within the page limit.
+pub(crate) fn prescan(wasm: &[u8], params: &ConsensusParams) -> Result<(), ContractError> {
+    if wasm.len() as u64 > u64::from(params.code_bytes_max) {
+        return Err(ContractError::ModuleLimit {
+            what: "code bytes",
+            value: wasm.len() as u64,
+            max: u64::from(params.code_bytes_max),
+        });
+    }
+    let invalid = |e: wasmparser::BinaryReaderError| ContractError::InvalidModule {
+        reason: e.to_string(),
+    };
+    let mut memories = 0u64;
+    let mut tables = 0u64;
+    for payload in Parser::new(0).parse_all(wasm) {
+        match payload.map_err(invalid)? {
+            Payload::StartSection { .. } => return Err(ContractError::StartFunction),
+            Payload::MemorySection(reader) => {
+                for memory in reader {
+                    let memory = memory.map_err(invalid)?;
+                    memories += 1;
+                    if memory.memory64 || memory.shared {
+                        return Err(ContractError::InvalidModule {
+                            reason: "memory64 and shared memories are not allowed".into(),
+                        });
+                    }
+                    let max = u64::from(params.memory_pages_max);
+                    if memory.initial > max {
+                        return Err(ContractError::ModuleLimit {
+                            what: "initial memory pages",
+                            value: memory.initial,
+                            max,
+                        });
+                    }
+                }
+            }
+            Payload::TableSection(reader) => {
+                for table in reader {
+                    let table = table.map_err(invalid)?;
+                    tables += 1;
+                    let max = u64::from(params.table_elements_max);
+                    if table.ty.initial > max {
+                        return Err(ContractError::ModuleLimit {
+                            what: "initial table elements",
+                            value: table.ty.initial,
+                            max,
+                        });
+                    }
+                }
+            }
+            // Function bodies are validated by wasmi; skip them here.
+            Payload::CodeSectionStart { .. } | Payload::CodeSectionEntry(_) => {}
+            _ => {}
+        }
+    }
+    if tables > 1 {
+        return Err(ContractError::ModuleLimit {
+            what: "tables",
+            value: tables,
+            max: 1,
+        });
+    }
+    if memories != 1 {
+        return Err(ContractError::ModuleLimit {
+            what: "defined memories (exactly one required)",
+            value: memories,
+            max: 1,
+        });
+    }
+    Ok(())
+}
+
+/// Checks a compiled module's imports and exports against the ABI.
+pub(crate) fn check_interface(module: &Module) -> Result<(), ContractError> {
+    for import in module.imports() {
+        let forbidden = || ContractError::ForbiddenImport {
+            module: import.module().into(),
+            name: import.name().into(),
+        };
+        if import.module() != ABI_MODULE {
+            return Err(forbidden());
+        }
+        let ExternType::Func(ty) = import.ty() else {
+            return Err(forbidden());
+        };
+        let matches = IMPORTS.iter().any(|(name, params, results)| {
+            *name == import.name() && ty.params() == *params && ty.results() == *results
+        });
+        if !matches {
+            return Err(forbidden());
+        }
+    }
+    match module.get_export(MEMORY_EXPORT) {
+        Some(ExternType::Memory(_)) => {}
+        _ => {
+            return Err(ContractError::MissingExport {
+                name: MEMORY_EXPORT,
+            });
+        }
+    }
+    let is_entry = |export: Option<ExternType>| match export {
+        Some(ExternType::Func(ty)) => ty.params().is_empty() && ty.results().is_empty(),
+        _ => false,
+    };
+    if !is_entry(module.get_export(CALL_EXPORT)) {
+        return Err(ContractError::MissingExport { name: CALL_EXPORT });
+    }
+    if module.get_export(INIT_EXPORT).is_some() && !is_entry(module.get_export(INIT_EXPORT)) {
+        return Err(ContractError::MissingExport { name: INIT_EXPORT });
+    }
+    Ok(())
+}
