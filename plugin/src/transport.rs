@@ -6,6 +6,8 @@
 #[cfg(feature = "matchbox")]
 pub mod matchbox;
 pub mod memory;
+#[cfg(all(feature = "signalling", not(target_arch = "wasm32")))]
+pub mod signalling;
 
 use crate::proto::identity::PeerId;
 use crate::proto::overlay::{Event, LinkId, Overlay, TransportId};

@@ -1,0 +1,2 @@
+//! Real-link benchmark (placeholder while it is being written).
+fn main() {}
