@@ -1,0 +1,141 @@
+//! Token logic, written against `crate::env::Env` only (the benchmark includes this file natively).
+//!
+//! Input = op byte ‖ fields (little-endian):
+//! - init: `supply u64` — the creator becomes admin and holds the supply
+//! - `0x01` transfer `to[32] amount u64`
+//! - `0x02` approve `spender[32] amount u64` (sets the allowance)
+//! - `0x03` transfer_from `from[32] to[32] amount u64` (spends the caller's allowance)
+//! - `0x04` mint `to[32] amount u64` (admin only)
+//! - `0x10` balance_of `who[32]` → `u64`
+//! - `0x11` allowance `owner[32] spender[32]` → `u64`
+//! - `0x12` total_supply → `u64`
+//!
+//! State: `a` → admin id; `s` → supply u64; `b‖who` → balance u64; `l‖owner‖spender` → allowance.
+
+use alloc::vec::Vec;
+
+use crate::codec::{Reader, Writer};
+use crate::env::{Env, Id};
+
+type Result<T> = core::result::Result<T, &'static str>;
+
+fn read_u64<E: Env>(env: &E, key: &[u8]) -> u64 {
+    env.get(key)
+        .and_then(|v| v.try_into().ok())
+        .map(u64::from_le_bytes)
+        .unwrap_or(0)
+}
+
+fn write_u64<E: Env>(env: &mut E, key: &[u8], value: u64) {
+    if value == 0 {
+        env.remove(key);
+    } else {
+        env.set(key, &value.to_le_bytes());
+    }
+}
+
+fn balance_key(who: &Id) -> [u8; 33] {
+    let mut k = [0; 33];
+    k[0] = b'b';
+    k[1..].copy_from_slice(who);
+    k
+}
+
+fn allowance_key(owner: &Id, spender: &Id) -> [u8; 65] {
+    let mut k = [0; 65];
+    k[0] = b'l';
+    k[1..33].copy_from_slice(owner);
+    k[33..].copy_from_slice(spender);
+    k
+}
+
+fn move_funds<E: Env>(env: &mut E, from: &Id, to: &Id, amount: u64) -> Result<()> {
+    let from_key = balance_key(from);
+    let from_balance = read_u64(env, &from_key)
+        .checked_sub(amount)
+        .ok_or("insufficient balance")?;
+    write_u64(env, &from_key, from_balance);
+    let to_key = balance_key(to);
+    let to_balance = read_u64(env, &to_key)
+        .checked_add(amount)
+        .ok_or("balance overflow")?;
+    write_u64(env, &to_key, to_balance);
+    let data = Writer::new().raw(from).raw(to).u64(amount).finish();
+    env.emit(b"transfer", &data);
+    Ok(())
+}
+
+/// `mw_init`.
+pub fn init<E: Env>(env: &mut E, input: &[u8]) -> Result<Vec<u8>> {
+    let mut r = Reader::new(input);
+    let supply = r.u64()?;
+    r.end()?;
+    let admin = env.caller();
+    env.set(b"a", &admin);
+    write_u64(env, b"s", supply);
+    write_u64(env, &balance_key(&admin), supply);
+    Ok(Vec::new())
+}
+
+/// `mw_call`.
+pub fn call<E: Env>(env: &mut E, input: &[u8]) -> Result<Vec<u8>> {
+    let mut r = Reader::new(input);
+    let op = r.u8()?;
+    let out = match op {
+        0x01 => {
+            let (to, amount) = (r.id()?, r.u64()?);
+            r.end()?;
+            let me = env.caller();
+            move_funds(env, &me, &to, amount)?;
+            Vec::new()
+        }
+        0x02 => {
+            let (spender, amount) = (r.id()?, r.u64()?);
+            r.end()?;
+            let me = env.caller();
+            write_u64(env, &allowance_key(&me, &spender), amount);
+            Vec::new()
+        }
+        0x03 => {
+            let (from, to, amount) = (r.id()?, r.id()?, r.u64()?);
+            r.end()?;
+            let spender = env.caller();
+            let key = allowance_key(&from, &spender);
+            let left = read_u64(env, &key)
+                .checked_sub(amount)
+                .ok_or("allowance exceeded")?;
+            write_u64(env, &key, left);
+            move_funds(env, &from, &to, amount)?;
+            Vec::new()
+        }
+        0x04 => {
+            let (to, amount) = (r.id()?, r.u64()?);
+            r.end()?;
+            if env.get(b"a").as_deref() != Some(&env.caller()[..]) {
+                return Err("only the admin mints");
+            }
+            let supply = read_u64(env, b"s").checked_add(amount).ok_or("supply overflow")?;
+            write_u64(env, b"s", supply);
+            let key = balance_key(&to);
+            let balance = read_u64(env, &key).checked_add(amount).ok_or("balance overflow")?;
+            write_u64(env, &key, balance);
+            Vec::new()
+        }
+        0x10 => {
+            let who = r.id()?;
+            r.end()?;
+            read_u64(env, &balance_key(&who)).to_le_bytes().to_vec()
+        }
+        0x11 => {
+            let (owner, spender) = (r.id()?, r.id()?);
+            r.end()?;
+            read_u64(env, &allowance_key(&owner, &spender)).to_le_bytes().to_vec()
+        }
+        0x12 => {
+            r.end()?;
+            read_u64(env, b"s").to_le_bytes().to_vec()
+        }
+        _ => return Err("unknown op"),
+    };
+    Ok(out)
+}
