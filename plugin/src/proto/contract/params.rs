@@ -13,8 +13,10 @@
 //! - `validate`: untrusted modules are fully validated before translation.
 //! - no `simd` (so SIMD and relaxed-SIMD, whose results may differ per platform, fail
 //!   validation), no `memory64`, no `wat` (the host takes binary wasm only).
-//! - `auto-dispatch`: tail-call dispatch natively, loop dispatch on wasm32 (no `tail-call` target
-//!   feature there). Dispatch changes speed only, never results.
+//! - `portable-dispatch`: wasmi's loop-based instruction dispatch everywhere. Its default
+//!   tail-call dispatch relies on LLVM turning every handler's call into a jump, which stable Rust
+//!   does not guarantee: in our test profile it did not, and a 1M-fuel loop overflowed the native
+//!   stack (a host crash from contract code). Dispatch changes speed only, never results.
 //! - [`wasmi::CompilationMode::Eager`]: lazy modes charge fuel for translation on the first call
 //!   of a function, which would make fuel depend on which functions a peer happened to call
 //!   before.
