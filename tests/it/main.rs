@@ -5,3 +5,4 @@
 
 mod bevy_apps;
 mod overlay_sim;
+mod contract;
