@@ -6,3 +6,5 @@
 mod bevy_apps;
 mod overlay_sim;
 mod contract;
+#[cfg(feature = "signalling")]
+mod real_links;

@@ -193,6 +193,7 @@ pub struct MatchboxTransport {
     queued: Vec<TransportEvent>,
     next_link: u64,
     stats: MatchboxStats,
+    last_rejection: Option<SignalError>,
 }
 
 impl std::fmt::Debug for MatchboxTransport {
@@ -215,6 +216,7 @@ impl MatchboxTransport {
             queued: Vec::new(),
             next_link: 0,
             stats: MatchboxStats::default(),
+            last_rejection: None,
             config,
         };
         if !t.config.signalling_url.is_empty() {
@@ -234,6 +236,11 @@ impl MatchboxTransport {
     /// Counters.
     pub fn stats(&self) -> &MatchboxStats {
         &self.stats
+    }
+
+    /// Why the most recent relayed signal was rejected.
+    pub fn last_rejection(&self) -> Option<&SignalError> {
+        self.last_rejection.as_ref()
     }
 
     /// Whether the bootstrap socket is still open.
@@ -649,6 +656,7 @@ impl Transport for MatchboxTransport {
         if let Err(reason) = self.handle_signal(now_ms, from, &payload) {
             self.stats.signals_rejected += 1;
             tracing::warn!(peer = %from.short(), %reason, "relayed signal rejected");
+            self.last_rejection = Some(reason);
         }
     }
 
