@@ -329,6 +329,50 @@ fn initial_pages(module: &Module) -> u64 {
     }
 }
 
+/// A store for one input, with the limiter installed and no fuel yet.
+fn new_store(
+    shared: &Arc<Shared>,
+    contracts: BTreeMap<ContractId, ContractEntry>,
+    tick: Tick,
+) -> Store<ExecState> {
+    let params = &shared.params;
+    let state = ExecState {
+        shared: Arc::clone(shared),
+        contracts,
+        pending: BTreeMap::new(),
+        journal: Vec::new(),
+        events: Vec::new(),
+        frames: Vec::new(),
+        tick,
+        bytes_written: 0,
+        calls: 0,
+        limiter: Limiter {
+            instance_bytes_max: u64::from(params.memory_pages_max) * PAGE_BYTES,
+            input_bytes_max: u64::from(params.input_memory_pages_max) * PAGE_BYTES,
+            bytes_used: 0,
+            table_elements_max: u64::from(params.table_elements_max),
+            instances_max: usize::from(params.calls_per_input_max) + 1,
+        },
+    };
+    let mut store = Store::new(shared.linker.engine(), state);
+    store.limiter(|state| &mut state.limiter);
+    store
+}
+
+/// Creates a store and instantiates `code` in it, running nothing (benchmark probe).
+pub(crate) fn instantiate_only(shared: &Arc<Shared>, code: &CodeHash) -> Result<(), ContractError> {
+    let module = shared
+        .modules
+        .get(code)
+        .ok_or(ContractError::UnknownCode(*code))?;
+    let mut store = new_store(shared, BTreeMap::new(), Tick(0));
+    shared
+        .linker
+        .instantiate_and_start(&mut store, module)
+        .map(drop)
+        .map_err(classify)
+}
+
 /// Which export a top-level run starts at.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Entry {
@@ -377,26 +421,7 @@ pub(crate) fn run_input(
     if !contracts.contains_key(&input.contract) {
         return failed(ContractError::UnknownContract(input.contract), Fuel::ZERO);
     }
-    let state = ExecState {
-        shared: Arc::clone(shared),
-        contracts: std::mem::take(contracts),
-        pending: BTreeMap::new(),
-        journal: Vec::new(),
-        events: Vec::new(),
-        frames: Vec::new(),
-        tick: input.tick,
-        bytes_written: 0,
-        calls: 0,
-        limiter: Limiter {
-            instance_bytes_max: u64::from(params.memory_pages_max) * PAGE_BYTES,
-            input_bytes_max: u64::from(params.input_memory_pages_max) * PAGE_BYTES,
-            bytes_used: 0,
-            table_elements_max: u64::from(params.table_elements_max),
-            instances_max: usize::from(params.calls_per_input_max) + 1,
-        },
-    };
-    let mut store = Store::new(shared.linker.engine(), state);
-    store.limiter(|state| &mut state.limiter);
+    let mut store = new_store(shared, std::mem::take(contracts), input.tick);
     let fuel_limit = input.fuel_limit.0;
     let result = store
         .set_fuel(fuel_limit)

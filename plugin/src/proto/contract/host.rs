@@ -8,7 +8,7 @@ use wasmi::{Engine, Module};
 
 use super::abi;
 use super::error::ContractError;
-use super::exec::{ContractEntry, Entry, Shared, run_input};
+use super::exec::{ContractEntry, Entry, Shared, instantiate_only, run_input};
 use super::merkle::{MerkleMap, MerkleProof};
 use super::params::ConsensusParams;
 use super::types::{Address, CodeHash, ContractId, Digest, Fuel, Input, Receipt, StateRoot, Tick};
@@ -260,6 +260,13 @@ impl ContractHost {
             self.index.insert(&id.0, &value);
         }
         self.index.commit();
+    }
+
+    /// Creates a store and a fresh instance of `code` without running anything: what every call
+    /// pays before its first instruction. For the benchmark.
+    #[doc(hidden)]
+    pub fn bench_instantiate(&self, code: &CodeHash) -> Result<(), ContractError> {
+        instantiate_only(&self.shared, code)
     }
 
     /// The root committing every contract's code hash and state root.
