@@ -43,7 +43,10 @@ fn built(name: &str) -> Vec<u8> {
         .join("../contracts/target/wasm")
         .join(format!("{name}.wasm"));
     std::fs::read(&path).unwrap_or_else(|e| {
-        panic!("{}: {e}: run scripts/build-contracts.sh first", path.display())
+        panic!(
+            "{}: {e}: run scripts/build-contracts.sh first",
+            path.display()
+        )
     })
 }
 
@@ -158,7 +161,11 @@ fn tick_inputs(w: &world_scenario::World, op: u8) -> Vec<Input> {
             let mut block_key = vec![b'B'];
             block_key.extend_from_slice(&x.to_le_bytes());
             block_key.extend_from_slice(&y.to_le_bytes());
-            let empty = w.host.read(&w.world, &block_key).expect("world exists").is_none();
+            let empty = w
+                .host
+                .read(&w.world, &block_key)
+                .expect("world exists")
+                .is_none();
             if !owned && empty {
                 cells.push((x, y));
                 if cells.len() == usize::from(world_scenario::PLAYERS) {
@@ -211,7 +218,9 @@ fn main() {
         })
         .collect();
     assert_eq!(places.len(), 16, "found 16 free cells");
-    println!("contract host benchmark (wasmi 2.0.0, portable dispatch; world state: {world_entries} entries)");
+    println!(
+        "contract host benchmark (wasmi 2.0.0, portable dispatch; world state: {world_entries} entries)"
+    );
     println!();
 
     // 1. One world call: place a block, paying through the token (nested call).
@@ -266,7 +275,9 @@ fn main() {
     }
     let world_id = w.world.0;
     for i in places.iter().chain(&removes) {
-        native.run(i, world_id).expect("native logic accepts the same inputs");
+        native
+            .run(i, world_id)
+            .expect("native logic accepts the same inputs");
     }
     let native_tick = time_per_run(budget, || {
         for i in &places {

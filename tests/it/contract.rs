@@ -28,7 +28,9 @@ fn repo() -> PathBuf {
 
 /// A contract built by `scripts/build-contracts.sh`.
 fn built(name: &str) -> Vec<u8> {
-    let path = repo().join("contracts/target/wasm").join(format!("{name}.wasm"));
+    let path = repo()
+        .join("contracts/target/wasm")
+        .join(format!("{name}.wasm"));
     std::fs::read(&path).unwrap_or_else(|e| {
         panic!(
             "{}: {e}\ncontract `{name}` is not built: run `scripts/build-contracts.sh` first",
@@ -61,7 +63,9 @@ fn call(contract: ContractId, caller: Address, data: Vec<u8>) -> Input {
 fn host_with_counter() -> (ContractHost, ContractId) {
     let mut host = ContractHost::new(ConsensusParams::default()).unwrap();
     let code = host.load_code(&built("counter")).unwrap();
-    let (id, _) = host.instantiate(code, me(), &[0; 32], &[], Tick(0), FUEL).unwrap();
+    let (id, _) = host
+        .instantiate(code, me(), &[0; 32], &[], Tick(0), FUEL)
+        .unwrap();
     (host, id)
 }
 
@@ -150,7 +154,14 @@ fn code_with_another_hash_is_refused() {
 fn counter_counts_per_caller_with_tick_and_events() {
     let (mut host, counter) = host_with_counter();
     let other = Address([0x22; 32]);
-    assert_eq!(u64_out(host.apply(&call(counter, me(), increment(5))).output().unwrap()), 5);
+    assert_eq!(
+        u64_out(
+            host.apply(&call(counter, me(), increment(5)))
+                .output()
+                .unwrap()
+        ),
+        5
+    );
     let receipt = host.apply(&call(counter, other, increment(2)));
     assert_eq!(u64_out(receipt.output().unwrap()), 7);
     assert_eq!(receipt.events.len(), 1);
@@ -160,7 +171,10 @@ fn counter_counts_per_caller_with_tick_and_events() {
     assert_eq!(&receipt.events[0].data[40..], &7u64.to_le_bytes(), "tick 7");
     let mut get_of = vec![0x03];
     get_of.extend_from_slice(&me().0);
-    assert_eq!(u64_out(host.apply(&call(counter, other, get_of)).output().unwrap()), 1);
+    assert_eq!(
+        u64_out(host.apply(&call(counter, other, get_of)).output().unwrap()),
+        1
+    );
     // Checked arithmetic: overflow aborts and leaves the total alone.
     let root = host.root();
     let receipt = host.apply(&call(counter, me(), increment(u64::MAX)));
@@ -193,9 +207,17 @@ fn token_transfers_allowances_and_refuses_overdrafts() {
         .unwrap();
     let (alice, bob) = (Address([0xa1; 32]), Address([0xb0; 32]));
     let balance = |host: &mut ContractHost, who: &Address| {
-        u64_out(host.apply(&call(token, me(), token_op(0x10, &[who], None))).output().unwrap())
+        u64_out(
+            host.apply(&call(token, me(), token_op(0x10, &[who], None)))
+                .output()
+                .unwrap(),
+        )
     };
-    assert!(host.apply(&call(token, me(), token_op(0x01, &[&alice], Some(300)))).result.is_ok());
+    assert!(
+        host.apply(&call(token, me(), token_op(0x01, &[&alice], Some(300))))
+            .result
+            .is_ok()
+    );
     assert_eq!(balance(&mut host, &me()), 700);
     assert_eq!(balance(&mut host, &alice), 300);
     // Overdraft aborts with the token's message and changes nothing.
@@ -211,7 +233,11 @@ fn token_transfers_allowances_and_refuses_overdrafts() {
     // transfer_from needs an allowance, and spends it.
     let r = host.apply(&call(token, bob, token_op(0x03, &[&alice, &bob], Some(10))));
     assert!(r.result.is_err());
-    assert!(host.apply(&call(token, alice, token_op(0x02, &[&bob], Some(50)))).result.is_ok());
+    assert!(
+        host.apply(&call(token, alice, token_op(0x02, &[&bob], Some(50))))
+            .result
+            .is_ok()
+    );
     let r = host.apply(&call(token, bob, token_op(0x03, &[&alice, &bob], Some(40))));
     assert!(r.result.is_ok());
     assert_eq!(r.events[0].topic, b"transfer");
@@ -219,7 +245,11 @@ fn token_transfers_allowances_and_refuses_overdrafts() {
     let left = host.apply(&call(token, me(), token_op(0x11, &[&alice, &bob], None)));
     assert_eq!(u64_out(left.output().unwrap()), 10);
     // Only the admin mints; the supply is checked.
-    assert!(host.apply(&call(token, alice, token_op(0x04, &[&alice], Some(1)))).result.is_err());
+    assert!(
+        host.apply(&call(token, alice, token_op(0x04, &[&alice], Some(1))))
+            .result
+            .is_err()
+    );
     let r = host.apply(&call(token, me(), token_op(0x04, &[&me()], Some(u64::MAX))));
     assert_eq!(
         r.result,
@@ -259,18 +289,31 @@ fn world_charges_blocks_through_the_token_and_enforces_region_ownership() {
     let mut w = world_scenario::setup(&built("token"), &built("world"));
     let (p0, p1) = (player(0), player(1));
     let balance = |w: &mut world_scenario::World, who: &Address| {
-        let r = w.host.apply(&call(w.token, admin(), token_op(0x10, &[who], None)));
+        let r = w
+            .host
+            .apply(&call(w.token, admin(), token_op(0x10, &[who], None)));
         u64_out(r.output().unwrap())
     };
     let start = balance(&mut w, &p0);
     let treasury = balance(&mut w, &admin());
     let r = w.host.apply(&call(w.world, p0, place(3, 4, 2)));
-    assert_eq!(r.output().unwrap(), 1u32.to_le_bytes(), "one block in region (0,0)");
+    assert_eq!(
+        r.output().unwrap(),
+        1u32.to_le_bytes(),
+        "one block in region (0,0)"
+    );
     // Events: the token's transfer (nested call) then the world's place.
-    let topics: Vec<_> = r.events.iter().map(|e| (e.contract, e.topic.clone())).collect();
+    let topics: Vec<_> = r
+        .events
+        .iter()
+        .map(|e| (e.contract, e.topic.clone()))
+        .collect();
     assert_eq!(
         topics,
-        vec![(w.token, b"transfer".to_vec()), (w.world, b"place".to_vec())]
+        vec![
+            (w.token, b"transfer".to_vec()),
+            (w.world, b"place".to_vec())
+        ]
     );
     assert_eq!(balance(&mut w, &p0), start - BLOCK_PRICE);
     assert_eq!(balance(&mut w, &admin()), treasury + BLOCK_PRICE);
@@ -288,14 +331,42 @@ fn world_charges_blocks_through_the_token_and_enforces_region_ownership() {
     }
     assert_eq!(w.host.root(), root);
     // Claims: p1 claims region (0,0) and may then remove p0's block; p0 may no longer build.
-    assert!(w.host.apply(&call(w.world, p1, region(0x03, 0, 0))).result.is_ok());
+    assert!(
+        w.host
+            .apply(&call(w.world, p1, region(0x03, 0, 0)))
+            .result
+            .is_ok()
+    );
     assert_eq!(balance(&mut w, &p1), start - CLAIM_PRICE);
-    assert!(w.host.apply(&call(w.world, p0, place(5, 5, 1))).result.is_err());
-    assert!(w.host.apply(&call(w.world, p0, region(0x03, 0, 0))).result.is_err());
-    assert!(w.host.apply(&call(w.world, p1, cell(0x02, 3, 4))).result.is_ok());
-    assert!(w.host.apply(&call(w.world, p1, region(0x04, 0, 0))).result.is_ok());
+    assert!(
+        w.host
+            .apply(&call(w.world, p0, place(5, 5, 1)))
+            .result
+            .is_err()
+    );
+    assert!(
+        w.host
+            .apply(&call(w.world, p0, region(0x03, 0, 0)))
+            .result
+            .is_err()
+    );
+    assert!(
+        w.host
+            .apply(&call(w.world, p1, cell(0x02, 3, 4)))
+            .result
+            .is_ok()
+    );
+    assert!(
+        w.host
+            .apply(&call(w.world, p1, region(0x04, 0, 0)))
+            .result
+            .is_ok()
+    );
     let r = w.host.apply(&call(w.world, p0, region(0x11, 0, 0)));
-    assert_eq!(r.output().unwrap(), [[0u8; 32].as_slice(), &0u32.to_le_bytes()].concat());
+    assert_eq!(
+        r.output().unwrap(),
+        [[0u8; 32].as_slice(), &0u32.to_le_bytes()].concat()
+    );
     // A player who cannot pay cannot build: the token aborts, the world aborts, nothing changes.
     let broke = Address([0xee; 32]);
     let root = w.host.root();
@@ -332,20 +403,29 @@ fn callee_failure_rolls_back_callee_and_keeps_caller() {
         assert_eq!(&out[4..], return_data);
         // The caller's writes before and after the call are kept...
         assert_eq!(host.read(&proxy, b"before").unwrap(), Some(&b"1"[..]));
-        assert_eq!(host.read(&proxy, b"status").unwrap(), Some(&status.to_le_bytes()[..]));
+        assert_eq!(
+            host.read(&proxy, b"status").unwrap(),
+            Some(&status.to_le_bytes()[..])
+        );
         // ...the callee's write and event are gone.
         assert_eq!(host.read(&victim, b"victim").unwrap(), None);
         assert_eq!(host.contract_root(&victim).unwrap(), victim_root);
         assert!(r.events.is_empty(), "the callee's event is rolled back");
         if mode == 3 {
-            assert!(r.fuel_used.0 > 200_000, "the callee's burned budget is charged");
+            assert!(
+                r.fuel_used.0 > 200_000,
+                "the callee's burned budget is charged"
+            );
         }
     }
     // A successful callee commits with its caller, caller id = the proxy.
     let r = host.apply(&call(proxy, me(), through(0, 1_000_000)));
     assert_eq!(&r.output().unwrap()[..4], 2i32.to_le_bytes());
     assert_eq!(&r.output().unwrap()[4..], b"ok");
-    assert_eq!(host.read(&victim, b"victim").unwrap(), Some(&b"written"[..]));
+    assert_eq!(
+        host.read(&victim, b"victim").unwrap(),
+        Some(&b"written"[..])
+    );
     assert_eq!(r.events.len(), 1);
     assert_eq!(r.events[0].contract, victim);
     assert_usable(&mut host, counter);
@@ -359,7 +439,12 @@ fn reentry_is_refused() {
     // A calls itself: A traps with a typed error.
     let mut self_call = a.0.to_vec();
     self_call.extend_from_slice(&1_000_000u64.to_le_bytes());
-    assert_fails_cleanly(&mut host, counter, call(a, me(), self_call), ContractError::Reentry(a));
+    assert_fails_cleanly(
+        &mut host,
+        counter,
+        call(a, me(), self_call),
+        ContractError::Reentry(a),
+    );
     // A → B → A: B traps (re-entry), A sees CALL_TRAPPED and keeps going; B's writes are undone.
     let mut inner = a.0.to_vec();
     inner.extend_from_slice(&1_000_000u64.to_le_bytes());
@@ -380,12 +465,19 @@ fn call_depth_is_capped() {
     };
     let mut host = ContractHost::new(params).unwrap();
     let counter_code = host.load_code(&built("counter")).unwrap();
-    let (counter, _) = host.instantiate(counter_code, me(), &[0; 32], &[], Tick(0), FUEL).unwrap();
+    let (counter, _) = host
+        .instantiate(counter_code, me(), &[0; 32], &[], Tick(0), FUEL)
+        .unwrap();
     let proxy = instantiate(&mut host, &wat("proxy"), 1);
     let mut data = counter.0.to_vec();
     data.extend_from_slice(&1_000_000u64.to_le_bytes());
     data.extend_from_slice(&increment(1));
-    assert_fails_cleanly(&mut host, counter, call(proxy, me(), data), ContractError::CallDepthExceeded);
+    assert_fails_cleanly(
+        &mut host,
+        counter,
+        call(proxy, me(), data),
+        ContractError::CallDepthExceeded,
+    );
 }
 
 #[test]
@@ -416,7 +508,10 @@ fn simd_and_start_functions_and_foreign_imports_are_refused() {
         }
         other => panic!("SIMD module accepted or wrong error: {other:?}"),
     }
-    assert_eq!(host.load_code(&wat("start")), Err(ContractError::StartFunction));
+    assert_eq!(
+        host.load_code(&wat("start")),
+        Err(ContractError::StartFunction)
+    );
     let wasi = wat::parse_str(
         r#"(module (import "wasi_snapshot_preview1" "fd_write" (func (param i32 i32 i32 i32) (result i32)))
            (memory (export "memory") 1) (func (export "mw_call")))"#,
@@ -440,7 +535,9 @@ fn simd_and_start_functions_and_foreign_imports_are_refused() {
         host.load_code(&no_entry),
         Err(ContractError::MissingExport { name: "mw_call" })
     );
-    let huge_memory = wat::parse_str(r#"(module (memory (export "memory") 1000) (func (export "mw_call")))"#).unwrap();
+    let huge_memory =
+        wat::parse_str(r#"(module (memory (export "memory") 1000) (func (export "mw_call")))"#)
+            .unwrap();
     assert!(matches!(
         host.load_code(&huge_memory),
         Err(ContractError::ModuleLimit { .. })
@@ -469,14 +566,24 @@ fn infinite_loop_runs_out_of_fuel() {
 fn memory_bomb_hits_the_memory_limit() {
     let (mut host, counter) = host_with_counter();
     let id = instantiate(&mut host, &wat("memory_bomb"), 1);
-    assert_fails_cleanly(&mut host, counter, call(id, me(), vec![]), ContractError::MemoryLimit);
+    assert_fails_cleanly(
+        &mut host,
+        counter,
+        call(id, me(), vec![]),
+        ContractError::MemoryLimit,
+    );
 }
 
 #[test]
 fn deep_recursion_overflows_the_wasm_stack() {
     let (mut host, counter) = host_with_counter();
     let id = instantiate(&mut host, &wat("recursion"), 1);
-    assert_fails_cleanly(&mut host, counter, call(id, me(), vec![]), ContractError::StackOverflow);
+    assert_fails_cleanly(
+        &mut host,
+        counter,
+        call(id, me(), vec![]),
+        ContractError::StackOverflow,
+    );
 }
 
 #[test]
@@ -486,7 +593,10 @@ fn oversized_state_writes_are_refused() {
     let max = host.params().value_bytes_max;
     let ok = host.apply(&call(id, me(), max.to_le_bytes().to_vec()));
     assert!(ok.result.is_ok(), "{:?}", ok.result);
-    assert_eq!(host.read(&id, b"big").unwrap().map(<[u8]>::len), Some(max as usize));
+    assert_eq!(
+        host.read(&id, b"big").unwrap().map(<[u8]>::len),
+        Some(max as usize)
+    );
     assert_fails_cleanly(
         &mut host,
         counter,
@@ -501,7 +611,12 @@ fn oversized_state_writes_are_refused() {
 fn bad_host_call_pointers_are_a_typed_error() {
     let (mut host, counter) = host_with_counter();
     let id = instantiate(&mut host, &wat("bad_pointer"), 1);
-    assert_fails_cleanly(&mut host, counter, call(id, me(), vec![]), ContractError::HostMemoryAccess);
+    assert_fails_cleanly(
+        &mut host,
+        counter,
+        call(id, me(), vec![]),
+        ContractError::HostMemoryAccess,
+    );
 }
 
 #[test]
@@ -524,7 +639,11 @@ fn float_nans_are_canonical() {
     let out = r.output().unwrap();
     let f32_bits = |i: usize| u32::from_le_bytes(out[i..i + 4].try_into().unwrap());
     let f64_bits = |i: usize| u64::from_le_bytes(out[i..i + 8].try_into().unwrap());
-    assert_eq!(f32_bits(0), 0x7fc0_0000, "0/0 (x86 hardware gives 0xffc00000)");
+    assert_eq!(
+        f32_bits(0),
+        0x7fc0_0000,
+        "0/0 (x86 hardware gives 0xffc00000)"
+    );
     assert_eq!(f32_bits(4), 0x7fc0_0000, "sqrt(-1)");
     assert_eq!(f64_bits(8), 0x7ff8_0000_0000_0000, "0/0");
     assert_eq!(f64_bits(16), 0x7ff8_0000_0000_0000, "inf*0");
@@ -548,7 +667,12 @@ fn inputs_over_the_limits_are_refused_before_running() {
         },
     );
     let nobody = ContractId([9; 32]);
-    assert_fails_cleanly(&mut host, counter, call(nobody, me(), vec![]), ContractError::UnknownContract(nobody));
+    assert_fails_cleanly(
+        &mut host,
+        counter,
+        call(nobody, me(), vec![]),
+        ContractError::UnknownContract(nobody),
+    );
     let starved = Input {
         fuel_limit: Fuel(10),
         ..call(counter, me(), increment(1))
@@ -568,20 +692,29 @@ fn proofs_chain_from_the_host_root_to_a_key() {
     assert!(absent.verify(&contract_root.0, b"nothing here", None));
     let code = host.code_of(&counter).unwrap();
     let leaf = [code.0, contract_root.0].concat();
-    assert!(host.prove_contract(&counter).verify(&host.root().0, &counter.0, Some(&leaf)));
+    assert!(
+        host.prove_contract(&counter)
+            .verify(&host.root().0, &counter.0, Some(&leaf))
+    );
 }
 
 #[test]
 fn transitions_are_pure_and_a_fork_verifies_them() {
     let mut w = world_scenario::setup(&built("token"), &built("world"));
     let mut rng = world_scenario::Rng::new(42);
-    let inputs: Vec<Input> = (0..32).map(|i| world_scenario::random_input(&w, &mut rng, i)).collect();
+    let inputs: Vec<Input> = (0..32)
+        .map(|i| world_scenario::random_input(&w, &mut rng, i))
+        .collect();
     let referee = w.host.clone();
     let result = w.host.apply_transition(&inputs);
     assert_ne!(result.prior_root, result.next_root);
     assert_eq!(result.prior_root, referee.root());
     assert!(referee.verify_transition(&inputs, &result));
-    assert_eq!(referee.root(), result.prior_root, "verifying does not change the referee");
+    assert_eq!(
+        referee.root(),
+        result.prior_root,
+        "verifying does not change the referee"
+    );
     let mut lie = result.clone();
     lie.fuel_used.0 += 1;
     assert!(!referee.verify_transition(&inputs, &lie));
@@ -612,11 +745,26 @@ fn world_determinism_10k_inputs_twice_and_on_a_fresh_host() {
     assert_eq!(a, b, "two native runs");
     // Half-way, the state is exported and re-imported into a brand-new host.
     let fork_at = DETERMINISM_INPUTS / u64::from(world_scenario::PLAYERS) / 2;
-    let c = world_scenario::run(&token, &world, DETERMINISM_SEED, DETERMINISM_INPUTS, Some(fork_at));
+    let c = world_scenario::run(
+        &token,
+        &world,
+        DETERMINISM_SEED,
+        DETERMINISM_INPUTS,
+        Some(fork_at),
+    );
     assert_eq!(a, c, "a fresh host rebuilt from exported state");
     // The scenario exercises both paths.
-    assert!(a.ok > 1_000 && u64::from(a.ok) < DETERMINISM_INPUTS - 1_000, "{a:?}");
-    let d = world_scenario::run(&token, &world, DETERMINISM_SEED + 1, DETERMINISM_INPUTS, None);
+    assert!(
+        a.ok > 1_000 && u64::from(a.ok) < DETERMINISM_INPUTS - 1_000,
+        "{a:?}"
+    );
+    let d = world_scenario::run(
+        &token,
+        &world,
+        DETERMINISM_SEED + 1,
+        DETERMINISM_INPUTS,
+        None,
+    );
     assert_ne!(a.chain, d.chain, "another seed gives another history");
 }
 
@@ -649,5 +797,9 @@ fn world_determinism_native_equals_wasm32_host_under_node() {
         DETERMINISM_INPUTS,
         None,
     );
-    assert_eq!(from_node, hex::encode(native.to_bytes()), "wasm32 host under Node vs native");
+    assert_eq!(
+        from_node,
+        hex::encode(native.to_bytes()),
+        "wasm32 host under Node vs native"
+    );
 }

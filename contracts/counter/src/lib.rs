@@ -32,12 +32,16 @@ pub fn call<E: Env>(env: &mut E, input: &[u8]) -> Result<Vec<u8>> {
         0x01 => {
             let by = r.u64()?;
             r.end()?;
-            let total = read_u64(env, b"n").checked_add(by).ok_or("counter overflow")?;
+            let total = read_u64(env, b"n")
+                .checked_add(by)
+                .ok_or("counter overflow")?;
             env.set(b"n", &total.to_le_bytes());
             let who = env.caller();
             let mut key = [b'c'; 33];
             key[1..].copy_from_slice(&who);
-            let mine = read_u64(env, &key).checked_add(1).ok_or("counter overflow")?;
+            let mine = read_u64(env, &key)
+                .checked_add(1)
+                .ok_or("counter overflow")?;
             env.set(&key, &mine.to_le_bytes());
             let event = Writer::new().raw(&who).u64(by).u64(env.tick()).finish();
             env.emit(b"inc", &event);

@@ -59,7 +59,11 @@ impl<'a> Reader<'a> {
 
     /// Fails unless every byte was read.
     pub fn end(&self) -> Result<(), &'static str> {
-        if self.bytes.is_empty() { Ok(()) } else { Err("trailing input") }
+        if self.bytes.is_empty() {
+            Ok(())
+        } else {
+            Err("trailing input")
+        }
     }
 }
 

@@ -52,7 +52,14 @@ impl Env for WasmEnv {
 
     fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
         let mut buf = vec![0u8; 64];
-        let n = unsafe { storage_get(key.as_ptr(), len(key.len()), buf.as_mut_ptr(), len(buf.len())) };
+        let n = unsafe {
+            storage_get(
+                key.as_ptr(),
+                len(key.len()),
+                buf.as_mut_ptr(),
+                len(buf.len()),
+            )
+        };
         if n < 0 {
             return None;
         }
@@ -66,7 +73,14 @@ impl Env for WasmEnv {
     }
 
     fn set(&mut self, key: &[u8], value: &[u8]) {
-        unsafe { storage_set(key.as_ptr(), len(key.len()), value.as_ptr(), len(value.len())) }
+        unsafe {
+            storage_set(
+                key.as_ptr(),
+                len(key.len()),
+                value.as_ptr(),
+                len(value.len()),
+            )
+        }
     }
 
     fn remove(&mut self, key: &[u8]) -> bool {
@@ -74,11 +88,25 @@ impl Env for WasmEnv {
     }
 
     fn emit(&mut self, topic: &[u8], data: &[u8]) {
-        unsafe { emit(topic.as_ptr(), len(topic.len()), data.as_ptr(), len(data.len())) }
+        unsafe {
+            emit(
+                topic.as_ptr(),
+                len(topic.len()),
+                data.as_ptr(),
+                len(data.len()),
+            )
+        }
     }
 
     fn call(&mut self, contract: &Id, input: &[u8], fuel: u64) -> Result<Vec<u8>, CallError> {
-        let status = unsafe { call(contract.as_ptr(), input.as_ptr(), len(input.len()), fuel as i64) };
+        let status = unsafe {
+            call(
+                contract.as_ptr(),
+                input.as_ptr(),
+                len(input.len()),
+                fuel as i64,
+            )
+        };
         let read = || {
             let n = unsafe { return_data_len() } as usize;
             let mut data = vec![0u8; n];
@@ -154,7 +182,8 @@ unsafe impl GlobalAlloc for Bump {
             NEXT.store(end, Ordering::Relaxed);
             return ptr;
         }
-        let new = unsafe { self.alloc(Layout::from_size_align_unchecked(new_size, layout.align())) };
+        let new =
+            unsafe { self.alloc(Layout::from_size_align_unchecked(new_size, layout.align())) };
         if !new.is_null() {
             unsafe { core::ptr::copy_nonoverlapping(ptr, new, layout.size().min(new_size)) };
         }

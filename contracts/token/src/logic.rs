@@ -114,10 +114,14 @@ pub fn call<E: Env>(env: &mut E, input: &[u8]) -> Result<Vec<u8>> {
             if env.get(b"a").as_deref() != Some(&env.caller()[..]) {
                 return Err("only the admin mints");
             }
-            let supply = read_u64(env, b"s").checked_add(amount).ok_or("supply overflow")?;
+            let supply = read_u64(env, b"s")
+                .checked_add(amount)
+                .ok_or("supply overflow")?;
             write_u64(env, b"s", supply);
             let key = balance_key(&to);
-            let balance = read_u64(env, &key).checked_add(amount).ok_or("balance overflow")?;
+            let balance = read_u64(env, &key)
+                .checked_add(amount)
+                .ok_or("balance overflow")?;
             write_u64(env, &key, balance);
             Vec::new()
         }
@@ -129,7 +133,9 @@ pub fn call<E: Env>(env: &mut E, input: &[u8]) -> Result<Vec<u8>> {
         0x11 => {
             let (owner, spender) = (r.id()?, r.id()?);
             r.end()?;
-            read_u64(env, &allowance_key(&owner, &spender)).to_le_bytes().to_vec()
+            read_u64(env, &allowance_key(&owner, &spender))
+                .to_le_bytes()
+                .to_vec()
         }
         0x12 => {
             r.end()?;

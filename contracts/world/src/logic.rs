@@ -123,7 +123,10 @@ fn store_region<E: Env>(env: &mut E, rx: u16, ry: u16, region: &Region) {
     if region.owner == NOBODY && region.blocks == 0 {
         env.remove(&key);
     } else {
-        env.set(&key, &Writer::new().raw(&region.owner).u32(region.blocks).finish());
+        env.set(
+            &key,
+            &Writer::new().raw(&region.owner).u32(region.blocks).finish(),
+        );
     }
 }
 
@@ -197,7 +200,10 @@ pub fn call<E: Env>(env: &mut E, input: &[u8]) -> Result<Vec<u8>> {
             env.remove(&key);
             region.blocks = region.blocks.checked_sub(1).ok_or("corrupt region")?;
             store_region(env, rx, ry, &region);
-            env.emit(b"remove", &Writer::new().u32(x).u32(y).raw(&caller).finish());
+            env.emit(
+                b"remove",
+                &Writer::new().u32(x).u32(y).raw(&caller).finish(),
+            );
             Ok(region.blocks.to_le_bytes().to_vec())
         }
         0x03 => {
@@ -211,7 +217,10 @@ pub fn call<E: Env>(env: &mut E, input: &[u8]) -> Result<Vec<u8>> {
             charge(env, &config, &caller, config.claim_price)?;
             region.owner = caller;
             store_region(env, rx, ry, &region);
-            env.emit(b"claim", &Writer::new().u16(rx).u16(ry).raw(&caller).finish());
+            env.emit(
+                b"claim",
+                &Writer::new().u16(rx).u16(ry).raw(&caller).finish(),
+            );
             Ok(Vec::new())
         }
         0x04 => {
@@ -224,7 +233,10 @@ pub fn call<E: Env>(env: &mut E, input: &[u8]) -> Result<Vec<u8>> {
             }
             region.owner = NOBODY;
             store_region(env, rx, ry, &region);
-            env.emit(b"release", &Writer::new().u16(rx).u16(ry).raw(&caller).finish());
+            env.emit(
+                b"release",
+                &Writer::new().u16(rx).u16(ry).raw(&caller).finish(),
+            );
             Ok(Vec::new())
         }
         0x10 => {

@@ -33,8 +33,12 @@ fn fixture() -> &'static Fixture {
         let mut host = ContractHost::new(ConsensusParams::default()).expect("valid params");
         let code = host.load_code(&wasm).expect("host_ops loads");
         let me = Address([1; 32]);
-        let (a, _) = host.instantiate(code, me, &[1; 32], &[], Tick(0), FUEL).expect("a");
-        let (b, _) = host.instantiate(code, me, &[2; 32], &[], Tick(0), FUEL).expect("b");
+        let (a, _) = host
+            .instantiate(code, me, &[1; 32], &[], Tick(0), FUEL)
+            .expect("a");
+        let (b, _) = host
+            .instantiate(code, me, &[2; 32], &[], Tick(0), FUEL)
+            .expect("b");
         Fixture { host, a, b }
     })
 }

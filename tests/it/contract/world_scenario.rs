@@ -102,7 +102,14 @@ pub fn setup(token_wasm: &[u8], world_wasm: &[u8]) -> World {
     let fuel = Fuel(INPUT_FUEL);
     let supply: u64 = 1_000_000_000_000;
     let (token, _) = host
-        .instantiate(token_code, admin(), &[1; 32], &supply.to_le_bytes(), Tick(0), fuel)
+        .instantiate(
+            token_code,
+            admin(),
+            &[1; 32],
+            &supply.to_le_bytes(),
+            Tick(0),
+            fuel,
+        )
         .expect("token instantiates");
     let mut config = Vec::new();
     config.extend_from_slice(&token.0);
@@ -187,7 +194,13 @@ pub fn random_input(w: &World, rng: &mut Rng, index: u64) -> Input {
 /// Runs `count` random inputs from `seed` in transitions of one tick (16 inputs) each. With
 /// `fork_at = Some(k)`, after `k` transitions the state is exported, checked and imported into a
 /// brand-new host which runs the rest: the result must not change.
-pub fn run(token_wasm: &[u8], world_wasm: &[u8], seed: u64, count: u64, fork_at: Option<u64>) -> Outcome {
+pub fn run(
+    token_wasm: &[u8],
+    world_wasm: &[u8],
+    seed: u64,
+    count: u64,
+    fork_at: Option<u64>,
+) -> Outcome {
     let mut w = setup(token_wasm, world_wasm);
     let mut rng = Rng::new(seed);
     let mut chain = [0u8; 32];
@@ -201,7 +214,9 @@ pub fn run(token_wasm: &[u8], world_wasm: &[u8], seed: u64, count: u64, fork_at:
             w = refork(&w, token_wasm, world_wasm);
         }
         let n = batch.min(count - index);
-        let inputs: Vec<Input> = (0..n).map(|k| random_input(&w, &mut rng, index + k)).collect();
+        let inputs: Vec<Input> = (0..n)
+            .map(|k| random_input(&w, &mut rng, index + k))
+            .collect();
         let result = w.host.apply_transition(&inputs);
         fuel += result.fuel_used.0;
         ok += result.receipts.iter().filter(|r| r.result.is_ok()).count() as u32;
@@ -230,9 +245,14 @@ fn refork(w: &World, token_wasm: &[u8], world_wasm: &[u8]) -> World {
         let code = w.host.code_of(&id).expect("contract exists");
         let root: StateRoot = w.host.contract_root(&id).expect("contract exists");
         let entries = w.host.export_state(&id).expect("contract exists");
-        host.import_contract(id, code, &entries, root).expect("exported state matches its root");
+        host.import_contract(id, code, &entries, root)
+            .expect("exported state matches its root");
     }
-    assert_eq!(host.root(), w.host.root(), "the rebuilt host commits to the same state");
+    assert_eq!(
+        host.root(),
+        w.host.root(),
+        "the rebuilt host commits to the same state"
+    );
     World {
         host,
         token: w.token,

@@ -127,11 +127,15 @@ fn define(l: &mut Linker<ExecState>) -> Result<(), wasmi::errors::LinkerError> {
         charge_call(&mut ctx, 0, 0)?;
         i32_of(ctx.data().frame()?.input.len())
     })?;
-    l.func_wrap(m, "input_read", |mut ctx: Ctx<'_>, dst: i32| -> HostResult<()> {
-        let input = ctx.data().frame()?.input.clone();
-        charge_call(&mut ctx, 0, input.len() as u64)?;
-        write_memory(&mut ctx, dst, &input)
-    })?;
+    l.func_wrap(
+        m,
+        "input_read",
+        |mut ctx: Ctx<'_>, dst: i32| -> HostResult<()> {
+            let input = ctx.data().frame()?.input.clone();
+            charge_call(&mut ctx, 0, input.len() as u64)?;
+            write_memory(&mut ctx, dst, &input)
+        },
+    )?;
     l.func_wrap(
         m,
         "output",
@@ -157,16 +161,24 @@ fn define(l: &mut Linker<ExecState>) -> Result<(), wasmi::errors::LinkerError> {
             Err(trap(ContractError::Aborted { message }))
         },
     )?;
-    l.func_wrap(m, "caller", |mut ctx: Ctx<'_>, dst: i32| -> HostResult<()> {
-        charge_call(&mut ctx, 0, 32)?;
-        let caller = ctx.data().frame()?.caller;
-        write_memory(&mut ctx, dst, &caller.0)
-    })?;
-    l.func_wrap(m, "self_id", |mut ctx: Ctx<'_>, dst: i32| -> HostResult<()> {
-        charge_call(&mut ctx, 0, 32)?;
-        let id = ctx.data().frame()?.contract;
-        write_memory(&mut ctx, dst, &id.0)
-    })?;
+    l.func_wrap(
+        m,
+        "caller",
+        |mut ctx: Ctx<'_>, dst: i32| -> HostResult<()> {
+            charge_call(&mut ctx, 0, 32)?;
+            let caller = ctx.data().frame()?.caller;
+            write_memory(&mut ctx, dst, &caller.0)
+        },
+    )?;
+    l.func_wrap(
+        m,
+        "self_id",
+        |mut ctx: Ctx<'_>, dst: i32| -> HostResult<()> {
+            charge_call(&mut ctx, 0, 32)?;
+            let id = ctx.data().frame()?.contract;
+            write_memory(&mut ctx, dst, &id.0)
+        },
+    )?;
     l.func_wrap(m, "tick", |mut ctx: Ctx<'_>| -> HostResult<i64> {
         charge_call(&mut ctx, 0, 0)?;
         Ok(i64::from_ne_bytes(ctx.data().tick.0.to_ne_bytes()))
@@ -181,10 +193,14 @@ fn define(l: &mut Linker<ExecState>) -> Result<(), wasmi::errors::LinkerError> {
     l.func_wrap(m, "storage_remove", storage_remove)?;
     l.func_wrap(m, "emit", emit)?;
     l.func_wrap(m, "call", call)?;
-    l.func_wrap(m, "return_data_len", |mut ctx: Ctx<'_>| -> HostResult<i32> {
-        charge_call(&mut ctx, 0, 0)?;
-        i32_of(ctx.data().frame()?.return_data.len())
-    })?;
+    l.func_wrap(
+        m,
+        "return_data_len",
+        |mut ctx: Ctx<'_>| -> HostResult<i32> {
+            charge_call(&mut ctx, 0, 0)?;
+            i32_of(ctx.data().frame()?.return_data.len())
+        },
+    )?;
     l.func_wrap(
         m,
         "return_data_read",
@@ -199,7 +215,11 @@ fn define(l: &mut Linker<ExecState>) -> Result<(), wasmi::errors::LinkerError> {
 
 fn read_key(ctx: &mut Ctx<'_>, key: i32, key_len: i32, extra: u64) -> HostResult<Vec<u8>> {
     let max = ctx.data().shared.params.key_bytes_max;
-    let key_len = check_len(key_len, max, ContractError::StateLimit { what: "key length" })?;
+    let key_len = check_len(
+        key_len,
+        max,
+        ContractError::StateLimit { what: "key length" },
+    )?;
     charge_call(ctx, extra, u64::from(key_len))?;
     read_memory(ctx, key, key_len)
 }
@@ -272,8 +292,16 @@ fn emit(mut ctx: Ctx<'_>, topic: i32, topic_len: i32, data: i32, data_len: i32) 
         usize::from(params.events_per_input_max),
         params.costs.emit,
     );
-    let topic_len = check_len(topic_len, topic_max, ContractError::EventLimit { what: "topic" })?;
-    let data_len = check_len(data_len, data_max, ContractError::EventLimit { what: "data" })?;
+    let topic_len = check_len(
+        topic_len,
+        topic_max,
+        ContractError::EventLimit { what: "topic" },
+    )?;
+    let data_len = check_len(
+        data_len,
+        data_max,
+        ContractError::EventLimit { what: "data" },
+    )?;
     if ctx.data().events.len() >= count_max {
         return Err(trap(ContractError::EventLimit {
             what: "events per input",
@@ -307,7 +335,10 @@ fn call(mut ctx: Ctx<'_>, contract: i32, input: i32, input_len: i32, fuel: i64) 
     )?;
     charge_call(&mut ctx, cost, 32 + u64::from(input_len))?;
     let id = read_memory(&ctx, contract, 32)?;
-    let callee = ContractId(id.try_into().map_err(|_| trap(ContractError::HostMemoryAccess))?);
+    let callee = ContractId(
+        id.try_into()
+            .map_err(|_| trap(ContractError::HostMemoryAccess))?,
+    );
     let input = read_memory(&ctx, input, input_len)?;
     let data = ctx.data();
     // frames[0] is the top-level call, so `frames.len()` is the depth the callee would run at.

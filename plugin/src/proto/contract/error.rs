@@ -74,7 +74,8 @@ pub enum ContractError {
     /// The wasm value stack or call stack limit was hit (deep recursion ends here).
     #[error("stack overflow")]
     StackOverflow,
-    /// `memory.grow` or instantiation went past the memory limit (a memory bomb ends here).
+    /// `memory.grow`, `table.grow` or instantiation went past the memory or table limits (a
+    /// memory bomb ends here).
     #[error("memory limit exceeded")]
     MemoryLimit,
     /// A wasm trap other than the ones above.

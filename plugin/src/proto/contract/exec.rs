@@ -164,12 +164,7 @@ pub(crate) fn classify(error: wasmi::Error) -> ContractError {
         ErrorKind::Fuel(FuelError::OutOfFuel { .. })
         | ErrorKind::Memory(MemoryError::OutOfFuel { .. })
         | ErrorKind::Table(TableError::OutOfFuel { .. }) => ContractError::OutOfFuel,
-        ErrorKind::Memory(_) => ContractError::MemoryLimit,
-        ErrorKind::Table(_) => ContractError::ModuleLimit {
-            what: "table elements",
-            value: 0,
-            max: 0,
-        },
+        ErrorKind::Memory(_) | ErrorKind::Table(_) => ContractError::MemoryLimit,
         _ => ContractError::Internal {
             reason: error.to_string(),
         },
@@ -427,10 +422,12 @@ pub(crate) fn run_input(
         .set_fuel(fuel_limit)
         .map_err(classify)
         .and_then(|()| {
-            let base = params
-                .costs
-                .input_base
-                .saturating_add(params.costs.per_byte.saturating_mul(input.data.len() as u64));
+            let base = params.costs.input_base.saturating_add(
+                params
+                    .costs
+                    .per_byte
+                    .saturating_mul(input.data.len() as u64),
+            );
             charge(&mut store, base).map_err(classify)
         })
         .and_then(|()| {

@@ -134,9 +134,7 @@ impl ContractHost {
             }
         })?;
         validate::check_interface(&module)?;
-        Arc::make_mut(&mut self.shared)
-            .modules
-            .insert(hash, module);
+        Arc::make_mut(&mut self.shared).modules.insert(hash, module);
         Ok(hash)
     }
 
@@ -230,14 +228,15 @@ impl ContractHost {
         }
     }
 
-    /// Re-executes `inputs` on a fork of this host and checks the result is byte-identical to
-    /// `claimed` — what a referee does. This host is left unchanged.
+    /// Re-executes `inputs` on a fork of this host and checks the result's canonical bytes
+    /// ([`TransitionResult::encode`]) equal `claimed`'s — what a referee does. This host is left
+    /// unchanged.
     pub fn verify_transition(&self, inputs: &[Input], claimed: &TransitionResult) -> bool {
         if claimed.prior_root != self.root() {
             return false;
         }
         let mut fork = self.clone();
-        fork.apply_transition(inputs) == *claimed
+        fork.apply_transition(inputs).encode() == claimed.encode()
     }
 
     fn apply_uncommitted(&mut self, input: &Input) -> Receipt {
@@ -307,7 +306,10 @@ impl ContractHost {
 
     /// Every entry of a contract's state, ordered by `sha256(key)`; feed it to
     /// [`ContractHost::import_contract`] on another peer.
-    pub fn export_state(&self, contract: &ContractId) -> Result<Vec<(Vec<u8>, Vec<u8>)>, ContractError> {
+    pub fn export_state(
+        &self,
+        contract: &ContractId,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, ContractError> {
         Ok(self
             .entry(contract)?
             .state

@@ -441,7 +441,8 @@ mod tests {
                 [] => EMPTY_ROOT,
                 [(k, v)] => leaf_hash(k, v),
                 _ => {
-                    let (l, r): (Vec<_>, Vec<_>) = set.iter().partition(|(k, _)| bit(k, depth) == 0);
+                    let (l, r): (Vec<_>, Vec<_>) =
+                        set.iter().partition(|(k, _)| bit(k, depth) == 0);
                     branch_hash(&go(&l, depth + 1), &go(&r, depth + 1))
                 }
             }

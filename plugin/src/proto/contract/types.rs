@@ -93,7 +93,9 @@ impl From<ContractId> for Address {
 
 /// Units of compute. wasmi charges it per executed operator; the host charges it for host calls
 /// (see [`super::FuelCosts`]). Fuel used is the weight that prices a call and weights validators.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Debug, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Debug, Serialize, Deserialize,
+)]
 pub struct Fuel(pub u64);
 
 impl Fuel {
@@ -112,7 +114,9 @@ impl Fuel {
 }
 
 /// The game tick an input belongs to, as agreed by the session (contracts read it through `tick`).
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Debug, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Debug, Serialize, Deserialize,
+)]
 pub struct Tick(pub u64);
 
 /// One ordered input of a transition: `caller` asks `contract` to run `data` at `tick` with at
