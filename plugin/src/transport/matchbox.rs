@@ -35,7 +35,7 @@
 //! browser ([`runtime`]). ICE servers default to none: host candidates only (fine on a LAN or
 //! loopback; add STUN/TURN for the internet).
 
-mod runtime;
+pub mod runtime;
 pub mod signaller;
 pub mod validate;
 
@@ -43,10 +43,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use matchbox_socket::{
-    ChannelConfig, Packet, PeerEvent, PeerRequest, PeerState, RtcIceServerConfig, WebRtcSocket, WebRtcSocketBuilder,
+    ChannelConfig, Packet, PeerEvent, PeerRequest, PeerState, RtcIceServerConfig, WebRtcSocket,
+    WebRtcSocketBuilder,
 };
 use uuid::Uuid;
 
+pub use runtime::spawn as spawn_socket_loop;
 pub use signaller::{MeshSignal, SignalKind};
 pub use validate::SignalError;
 
@@ -115,7 +117,10 @@ impl Default for MatchboxConfig {
 impl MatchboxConfig {
     /// Defaults, bootstrapping through the room at `signalling_url`.
     pub fn new(signalling_url: impl Into<String>) -> Self {
-        Self { signalling_url: signalling_url.into(), ..Self::default() }
+        Self {
+            signalling_url: signalling_url.into(),
+            ..Self::default()
+        }
     }
 }
 
@@ -277,7 +282,9 @@ impl MatchboxTransport {
             .build();
         runtime::spawn(what, future);
         // First event, exactly once (a second IdAssigned panics inside matchbox).
-        let _ = ends.events.unbounded_send(PeerEvent::IdAssigned(SocketId::from(local)));
+        let _ = ends
+            .events
+            .unbounded_send(PeerEvent::IdAssigned(SocketId::from(local)));
         self.stats.link_sockets += 1;
         (socket, ends)
     }
@@ -292,7 +299,9 @@ impl MatchboxTransport {
     }
 
     fn poll_bootstrap(&mut self, out: &mut Vec<TransportEvent>) {
-        let Some(b) = self.bootstrap.as_mut() else { return };
+        let Some(b) = self.bootstrap.as_mut() else {
+            return;
+        };
         let changes = match b.socket.try_update_peers() {
             Ok(c) => c,
             Err(_) => {
@@ -307,7 +316,9 @@ impl MatchboxTransport {
         };
         for (id, state) in changes {
             match state {
-                PeerState::Connected if !b.links.contains_key(&id) && !b.waiting.contains(&id) => b.waiting.push(id),
+                PeerState::Connected if !b.links.contains_key(&id) && !b.waiting.contains(&id) => {
+                    b.waiting.push(id)
+                }
                 PeerState::Connected => {}
                 PeerState::Disconnected => {
                     b.waiting.retain(|w| *w != id);
@@ -329,7 +340,11 @@ impl MatchboxTransport {
                 b.links.insert(id, BootLink { link, in_use: true });
                 b.by_link.insert(link, id);
                 self.stats.links_up += 1;
-                out.push(TransportEvent::LinkUp { link, local: tid(local.0), remote: tid(id.0) });
+                out.push(TransportEvent::LinkUp {
+                    link,
+                    local: tid(local.0),
+                    remote: tid(id.0),
+                });
                 for bytes in b.early.remove(&id).unwrap_or_default() {
                     self.stats.frames_in += 1;
                     out.push(TransportEvent::Frame { link, bytes });
@@ -341,7 +356,10 @@ impl MatchboxTransport {
                 match b.links.get(&id) {
                     Some(bl) if bl.in_use => {
                         self.stats.frames_in += 1;
-                        out.push(TransportEvent::Frame { link: bl.link, bytes: packet.to_vec() });
+                        out.push(TransportEvent::Frame {
+                            link: bl.link,
+                            bytes: packet.to_vec(),
+                        });
                     }
                     Some(_) => self.stats.frames_dropped += 1,
                     None => {
@@ -371,10 +389,15 @@ impl MatchboxTransport {
         let mut dead = Vec::new();
         for (&link, m) in &mut self.mesh {
             while let Ok(request) = m.ends.requests.try_recv() {
-                let PeerRequest::Signal { data, .. } = request else { continue };
+                let PeerRequest::Signal { data, .. } = request else {
+                    continue;
+                };
                 let signal = SignalKind::from_matchbox(data);
                 let envelope = match m.role {
-                    Role::Dialler => MeshSignal::ToAcceptor { dialler: m.local.into_bytes(), signal },
+                    Role::Dialler => MeshSignal::ToAcceptor {
+                        dialler: m.local.into_bytes(),
+                        signal,
+                    },
                     Role::Acceptor => MeshSignal::ToDialler {
                         dialler: m.label.0.into_bytes(),
                         acceptor: m.local.into_bytes(),
@@ -384,7 +407,10 @@ impl MatchboxTransport {
                 match wire::encode_body(&envelope) {
                     Ok(payload) => {
                         self.stats.signals_out += 1;
-                        out.push(TransportEvent::SignalOut { to: m.peer, payload });
+                        out.push(TransportEvent::SignalOut {
+                            to: m.peer,
+                            payload,
+                        });
                     }
                     Err(e) => tracing::warn!(%e, "outgoing signal not encodable"),
                 }
@@ -400,7 +426,11 @@ impl MatchboxTransport {
                                 m.up = true;
                                 let remote = m.remote.unwrap_or(m.label.0);
                                 self.stats.links_up += 1;
-                                out.push(TransportEvent::LinkUp { link, local: tid(m.local), remote: tid(remote) });
+                                out.push(TransportEvent::LinkUp {
+                                    link,
+                                    local: tid(m.local),
+                                    remote: tid(remote),
+                                });
                                 for bytes in m.early.drain(..) {
                                     self.stats.frames_in += 1;
                                     out.push(TransportEvent::Frame { link, bytes });
@@ -419,7 +449,10 @@ impl MatchboxTransport {
                         self.stats.frames_dropped += 1;
                     } else if m.up {
                         self.stats.frames_in += 1;
-                        out.push(TransportEvent::Frame { link, bytes: packet.to_vec() });
+                        out.push(TransportEvent::Frame {
+                            link,
+                            bytes: packet.to_vec(),
+                        });
                     } else if m.early.len() < EARLY_FRAMES_MAX {
                         m.early.push(packet.to_vec());
                     } else {
@@ -445,16 +478,28 @@ impl MatchboxTransport {
         }
     }
 
-    fn handle_signal(&mut self, now_ms: u64, from: PeerId, payload: &[u8]) -> Result<(), SignalError> {
+    fn handle_signal(
+        &mut self,
+        now_ms: u64,
+        from: PeerId,
+        payload: &[u8],
+    ) -> Result<(), SignalError> {
         if payload.len() > SIGNAL_BYTES_MAX {
-            return Err(SignalError::TooLarge { what: "signal", bytes: payload.len() });
+            return Err(SignalError::TooLarge {
+                what: "signal",
+                bytes: payload.len(),
+            });
         }
-        let envelope: MeshSignal = wire::decode(payload).map_err(|e| SignalError::Undecodable(e.to_string()))?;
+        let envelope: MeshSignal =
+            wire::decode(payload).map_err(|e| SignalError::Undecodable(e.to_string()))?;
         let max = self.config.signals_per_link_max;
         match envelope {
             MeshSignal::ToAcceptor { dialler, signal } => {
                 let label = SocketId::from(Uuid::from_bytes(dialler));
-                if let Some(m) = self.mesh.values_mut().find(|m| m.role == Role::Acceptor && m.peer == from && m.label == label)
+                if let Some(m) = self
+                    .mesh
+                    .values_mut()
+                    .find(|m| m.role == Role::Acceptor && m.peer == from && m.label == label)
                 {
                     return inject(m, signal, max);
                 }
@@ -462,8 +507,14 @@ impl MatchboxTransport {
                     return Err(SignalError::Unexpected("signal for no link we know"));
                 };
                 let timeout = self.config.connect_timeout_ms;
-                if !self.accepts.get(&from).is_some_and(|t| now_ms.saturating_sub(*t) <= timeout) {
-                    return Err(SignalError::Unexpected("offer from a peer we did not accept"));
+                if !self
+                    .accepts
+                    .get(&from)
+                    .is_some_and(|t| now_ms.saturating_sub(*t) <= timeout)
+                {
+                    return Err(SignalError::Unexpected(
+                        "offer from a peer we did not accept",
+                    ));
                 }
                 validate::check_sdp(sdp, false)?;
                 let remote = Uuid::from_bytes(dialler);
@@ -496,9 +547,16 @@ impl MatchboxTransport {
                 self.mesh.insert(link, m);
                 result
             }
-            MeshSignal::ToDialler { dialler, acceptor, signal } => {
+            MeshSignal::ToDialler {
+                dialler,
+                acceptor,
+                signal,
+            } => {
                 let local = Uuid::from_bytes(dialler);
-                let Some(m) = self.mesh.values_mut().find(|m| m.role == Role::Dialler && m.peer == from && m.local == local)
+                let Some(m) = self
+                    .mesh
+                    .values_mut()
+                    .find(|m| m.role == Role::Dialler && m.peer == from && m.local == local)
                 else {
                     return Err(SignalError::Unexpected("signal for no link we know"));
                 };
@@ -531,14 +589,21 @@ fn inject(m: &mut MeshLink, signal: SignalKind, max: u32) -> Result<(), SignalEr
             validate::check_sdp(sdp, m.role == Role::Dialler)?;
         }
         (SignalKind::Candidate(c), _) => validate::check_candidate_json(c)?,
-        (SignalKind::Offer(_), Role::Dialler) => return Err(SignalError::Unexpected("offer sent to the dialler")),
-        (SignalKind::Answer(_), Role::Acceptor) => return Err(SignalError::Unexpected("answer sent to the acceptor")),
+        (SignalKind::Offer(_), Role::Dialler) => {
+            return Err(SignalError::Unexpected("offer sent to the dialler"));
+        }
+        (SignalKind::Answer(_), Role::Acceptor) => {
+            return Err(SignalError::Unexpected("answer sent to the acceptor"));
+        }
     }
     m.signals_in += 1;
     let sender = m.label;
     let send = |m: &MeshLink, s: SignalKind| {
         // Fails only if the socket's loop is gone; the link then ends at the next poll.
-        let _ = m.ends.events.unbounded_send(PeerEvent::Signal { sender, data: s.into_matchbox() });
+        let _ = m.ends.events.unbounded_send(PeerEvent::Signal {
+            sender,
+            data: s.into_matchbox(),
+        });
     };
     match signal {
         SignalKind::Candidate(c) if !m.sdp_applied => {
@@ -569,7 +634,8 @@ impl Transport for MatchboxTransport {
         self.poll_bootstrap(out);
         self.poll_mesh(now_ms, out);
         let timeout = self.config.connect_timeout_ms;
-        self.accepts.retain(|_, t| now_ms.saturating_sub(*t) <= timeout);
+        self.accepts
+            .retain(|_, t| now_ms.saturating_sub(*t) <= timeout);
     }
 
     fn send(&mut self, link: LinkId, frame: Vec<u8>) {
@@ -596,7 +662,9 @@ impl Transport for MatchboxTransport {
             self.stats.frames_dropped += 1;
             return;
         };
-        let sent = socket.get_channel_mut(CHANNEL_MESH).is_ok_and(|c| c.try_send(Packet::from(frame), to).is_ok());
+        let sent = socket
+            .get_channel_mut(CHANNEL_MESH)
+            .is_ok_and(|c| c.try_send(Packet::from(frame), to).is_ok());
         if sent {
             self.stats.frames_out += 1;
         } else {
@@ -606,8 +674,12 @@ impl Transport for MatchboxTransport {
 
     fn dial(&mut self, now_ms: u64, peer: PeerId) {
         // One dial per peer at a time: a new request replaces a stale one.
-        let stale: Vec<LinkId> =
-            self.mesh.iter().filter(|(_, m)| m.role == Role::Dialler && m.peer == peer && !m.up).map(|(l, _)| *l).collect();
+        let stale: Vec<LinkId> = self
+            .mesh
+            .iter()
+            .filter(|(_, m)| m.role == Role::Dialler && m.peer == peer && !m.up)
+            .map(|(l, _)| *l)
+            .collect();
         for l in stale {
             self.mesh.remove(&l);
         }
@@ -643,7 +715,11 @@ impl Transport for MatchboxTransport {
 
     fn accept(&mut self, now_ms: u64, peer: PeerId) {
         if self.accepts.len() >= ACCEPTS_MAX && !self.accepts.contains_key(&peer) {
-            let oldest = self.accepts.iter().min_by_key(|(_, t)| **t).map(|(p, _)| *p);
+            let oldest = self
+                .accepts
+                .iter()
+                .min_by_key(|(_, t)| **t)
+                .map(|(p, _)| *p);
             if let Some(p) = oldest {
                 self.accepts.remove(&p);
             }

@@ -9,9 +9,10 @@
 
 use matchbox_socket::MessageLoopFuture;
 
-/// Drive `future` (a socket's message loop) in the background. `what` names it in logs.
+/// Drive `future` (a socket's message loop) in the background, where Meshwork drives its own
+/// sockets. `what` names it in logs.
 #[cfg(not(target_arch = "wasm32"))]
-pub(crate) fn spawn(what: &'static str, future: MessageLoopFuture) {
+pub fn spawn(what: &'static str, future: MessageLoopFuture) {
     use futures::FutureExt as _;
     use std::sync::OnceLock;
 
@@ -31,15 +32,18 @@ pub(crate) fn spawn(what: &'static str, future: MessageLoopFuture) {
             match std::panic::AssertUnwindSafe(future).catch_unwind().await {
                 Ok(Ok(())) => tracing::debug!(what, "matchbox socket loop ended"),
                 Ok(Err(e)) => tracing::debug!(what, %e, "matchbox socket loop ended with an error"),
-                Err(_) => tracing::error!(what, "matchbox socket loop panicked; the socket is gone"),
+                Err(_) => {
+                    tracing::error!(what, "matchbox socket loop panicked; the socket is gone")
+                }
             }
         })
         .detach();
 }
 
-/// Drive `future` (a socket's message loop) in the background. `what` names it in logs.
+/// Drive `future` (a socket's message loop) in the background, where Meshwork drives its own
+/// sockets. `what` names it in logs.
 #[cfg(target_arch = "wasm32")]
-pub(crate) fn spawn(what: &'static str, future: MessageLoopFuture) {
+pub fn spawn(what: &'static str, future: MessageLoopFuture) {
     wasm_bindgen_futures::spawn_local(async move {
         match future.await {
             Ok(()) => tracing::debug!(what, "matchbox socket loop ended"),
@@ -49,7 +53,7 @@ pub(crate) fn spawn(what: &'static str, future: MessageLoopFuture) {
 }
 
 /// A fresh random (v4) uuid for a socket we create.
-pub(crate) fn fresh_uuid() -> uuid::Uuid {
+pub fn fresh_uuid() -> uuid::Uuid {
     let mut bytes = [0u8; 16];
     fill_random(&mut bytes);
     uuid::Builder::from_random_bytes(bytes).into_uuid()
@@ -70,6 +74,9 @@ fn fill_random(bytes: &mut [u8]) {
         static NEXT: AtomicU64 = AtomicU64::new(1);
         tracing::warn!(%e, "no randomness for socket ids; using a counter");
         let n = NEXT.fetch_add(1, Ordering::Relaxed).to_le_bytes();
-        bytes.iter_mut().zip(n.iter().cycle()).for_each(|(b, n)| *b = *n);
+        bytes
+            .iter_mut()
+            .zip(n.iter().cycle())
+            .for_each(|(b, n)| *b = *n);
     }
 }
