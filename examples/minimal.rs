@@ -15,9 +15,13 @@ fn main() {
     let mut apps: Vec<App> = (0..3u8)
         .map(|i| {
             let mut app = App::new();
-            app.add_plugins(MinimalPlugins.set(ScheduleRunnerPlugin::run_loop(Duration::from_millis(10))))
-                .add_plugins(MeshworkPlugin::new(MeshworkConfig::memory(net.clone()).with_seed([i + 1; 32])))
-                .add_systems(Update, (greet, report));
+            app.add_plugins(
+                MinimalPlugins.set(ScheduleRunnerPlugin::run_loop(Duration::from_millis(10))),
+            )
+            .add_plugins(MeshworkPlugin::new(
+                MeshworkConfig::memory(net.clone()).with_seed([i + 1; 32]),
+            ))
+            .add_systems(Update, (greet, report));
             app
         })
         .collect();
@@ -30,7 +34,12 @@ fn main() {
     }
 }
 
-fn greet(local: Res<LocalPeer>, peers: Res<Peers>, mut sent: Local<bool>, mut send: MessageWriter<SendMessage>) {
+fn greet(
+    local: Res<LocalPeer>,
+    peers: Res<Peers>,
+    mut sent: Local<bool>,
+    mut send: MessageWriter<SendMessage>,
+) {
     if !*sent && peers.linked.len() >= 2 {
         *sent = true;
         for target in peers.linked.keys() {

@@ -4,7 +4,10 @@
 //! Run: `cargo bench -p meshwork --features sim --bench overlay`
 //! Sizes: `MESHWORK_BENCH_SIZES=1000,10000,100000` (the default).
 
-#![expect(unsafe_code, reason = "a counting global allocator measures memory per simulated peer")]
+#![expect(
+    unsafe_code,
+    reason = "a counting global allocator measures memory per simulated peer"
+)]
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -44,15 +47,30 @@ fn main() {
         .split(',')
         .filter_map(|s| s.trim().parse().ok())
         .collect();
-    println!("overlay benchmark (simulator, no faults, links_max 24, k 8, 10,000 messages to random keys)");
+    println!(
+        "overlay benchmark (simulator, no faults, links_max 24, k 8, 10,000 messages to random keys)"
+    );
     println!(
         "{:>7} {:>9} {:>5} {:>5} {:>5} {:>10} {:>9} {:>9} {:>10} {:>12} {:>9}",
-        "peers", "delivered", "p50", "p95", "max", "frames/msg", "links avg", "links max", "state B/p", "process B/p", "wall s"
+        "peers",
+        "delivered",
+        "p50",
+        "p95",
+        "max",
+        "frames/msg",
+        "links avg",
+        "links max",
+        "state B/p",
+        "process B/p",
+        "wall s"
     );
     for n in sizes {
         let start = Instant::now();
         let before = LIVE.load(Ordering::Relaxed);
-        let mut sim = Sim::new(SimConfig { seed: 7, ..SimConfig::default() });
+        let mut sim = Sim::new(SimConfig {
+            seed: 7,
+            ..SimConfig::default()
+        });
         let joins_per_s = (n as u64 / 60).clamp(50, 2000);
         sim.grow(n, joins_per_s);
         sim.run_for(60_000);
@@ -75,5 +93,7 @@ fn main() {
             start.elapsed().as_secs_f64(),
         );
     }
-    println!("targets: p95 hops <= 10 at 100k, links avg <= 24, <= 16384 B per simulated peer (seed budget 65536)");
+    println!(
+        "targets: p95 hops <= 10 at 100k, links avg <= 24, <= 16384 B per simulated peer (seed budget 65536)"
+    );
 }

@@ -32,8 +32,8 @@ use crate::transport::{Node, NodeEvent, Transport, TransportEvent};
 /// The usual imports.
 pub mod prelude {
     pub use super::{
-        LocalPeer, MeshworkConfig, MeshworkPlugin, MeshworkSystems, MessageReceived, PeerJoined, PeerLeft, Peers,
-        Published, SendMessage, Subscribe,
+        LocalPeer, MeshworkConfig, MeshworkPlugin, MeshworkSystems, MessageReceived, PeerJoined,
+        PeerLeft, Peers, Published, SendMessage, Subscribe,
     };
     pub use crate::proto::identity::PeerId;
 }
@@ -81,7 +81,10 @@ impl MeshworkConfig {
         Self {
             identity: IdentitySource::Generate,
             overlay: OverlayConfig::default(),
-            transport: TransportConfig::Memory { network, introductions: 3 },
+            transport: TransportConfig::Memory {
+                network,
+                introductions: 3,
+            },
         }
     }
 
@@ -237,7 +240,8 @@ pub mod diagnostics {
     /// Bytes received per second.
     pub const BYTES_IN_PER_S: DiagnosticPath = DiagnosticPath::const_new("meshwork/bytes_in_per_s");
     /// Bytes sent per second.
-    pub const BYTES_OUT_PER_S: DiagnosticPath = DiagnosticPath::const_new("meshwork/bytes_out_per_s");
+    pub const BYTES_OUT_PER_S: DiagnosticPath =
+        DiagnosticPath::const_new("meshwork/bytes_out_per_s");
 }
 
 fn make_identity(source: &IdentitySource, difficulty: u8) -> Identity {
@@ -281,15 +285,23 @@ impl Plugin for MeshworkPlugin {
         fill_random(&mut seed);
         let overlay = Overlay::new(identity, cfg.overlay.clone(), 0, seed);
         let transport: Box<dyn Transport> = match &cfg.transport {
-            TransportConfig::Memory { network, introductions } => Box::new(network.join(peer_id, *introductions)),
+            TransportConfig::Memory {
+                network,
+                introductions,
+            } => Box::new(network.join(peer_id, *introductions)),
             #[cfg(feature = "matchbox")]
-            TransportConfig::Matchbox(m) => Box::new(crate::transport::matchbox::MatchboxTransport::new(m.clone())),
+            TransportConfig::Matchbox(m) => Box::new(
+                crate::transport::matchbox::MatchboxTransport::new(m.clone()),
+            ),
         };
         info!("meshwork peer {peer_id}");
         app.insert_resource(cfg)
             .insert_resource(LocalPeer { peer_id })
             .init_resource::<Peers>()
-            .insert_non_send_resource(MeshworkNode { node: Node::new(overlay, transport), pending: Vec::new() })
+            .insert_non_send(MeshworkNode {
+                node: Node::new(overlay, transport),
+                pending: Vec::new(),
+            })
             .add_message::<PeerJoined>()
             .add_message::<PeerLeft>()
             .add_message::<MessageReceived>()
@@ -300,11 +312,19 @@ impl Plugin for MeshworkPlugin {
             .register_diagnostic(Diagnostic::new(diagnostics::RTT_MS).with_suffix("ms"))
             .register_diagnostic(Diagnostic::new(diagnostics::BYTES_IN_PER_S).with_suffix("B/s"))
             .register_diagnostic(Diagnostic::new(diagnostics::BYTES_OUT_PER_S).with_suffix("B/s"))
-            .configure_sets(PreUpdate, (MeshworkSystems::Receive, MeshworkSystems::Process).chain())
+            .configure_sets(
+                PreUpdate,
+                (MeshworkSystems::Receive, MeshworkSystems::Process).chain(),
+            )
             .configure_sets(PostUpdate, MeshworkSystems::Send)
             .add_systems(PreUpdate, receive.in_set(MeshworkSystems::Receive))
             .add_systems(PreUpdate, update_peers.in_set(MeshworkSystems::Process))
-            .add_systems(PostUpdate, (send_requests, measure).chain().in_set(MeshworkSystems::Send));
+            .add_systems(
+                PostUpdate,
+                (send_requests, measure)
+                    .chain()
+                    .in_set(MeshworkSystems::Send),
+            );
     }
 }
 
@@ -335,11 +355,29 @@ fn receive(
                 peers.linked.remove(&peer);
                 left.write(PeerLeft { peer });
             }
-            NodeEvent::Message { origin, target, payload, hops } => {
-                received.write(MessageReceived { origin, target, payload, hops });
+            NodeEvent::Message {
+                origin,
+                target,
+                payload,
+                hops,
+            } => {
+                received.write(MessageReceived {
+                    origin,
+                    target,
+                    payload,
+                    hops,
+                });
             }
-            NodeEvent::Published { topic, origin, payload } => {
-                published.write(Published { topic, origin, payload });
+            NodeEvent::Published {
+                topic,
+                origin,
+                payload,
+            } => {
+                published.write(Published {
+                    topic,
+                    origin,
+                    payload,
+                });
             }
             NodeEvent::LookupDone { .. } => {}
         }
@@ -402,9 +440,16 @@ fn measure(
     let dt = now.saturating_sub(rates.last_ms);
     if dt >= 1000 {
         let per_s = |d: u64| d as f64 * 1000.0 / dt as f64;
-        let (bin, bout) = (stats.bytes_in - rates.bytes_in, stats.bytes_out - rates.bytes_out);
+        let (bin, bout) = (
+            stats.bytes_in - rates.bytes_in,
+            stats.bytes_out - rates.bytes_out,
+        );
         diagnostics.add_measurement(&diagnostics::BYTES_IN_PER_S, || per_s(bin));
         diagnostics.add_measurement(&diagnostics::BYTES_OUT_PER_S, || per_s(bout));
-        *rates = Rates { last_ms: now, bytes_in: stats.bytes_in, bytes_out: stats.bytes_out };
+        *rates = Rates {
+            last_ms: now,
+            bytes_in: stats.bytes_in,
+            bytes_out: stats.bytes_out,
+        };
     }
 }

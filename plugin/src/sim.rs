@@ -118,11 +118,29 @@ struct SimLink {
 
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Ev {
-    Timer { node: usize, at: u64 },
-    Frame { link: u64, to: usize, bytes: Vec<u8> },
-    LinkUp { link: u64, node: usize, local: [u8; 16], remote: [u8; 16] },
-    LinkDown { link: u64, node: usize },
-    Open { a: usize, b: usize },
+    Timer {
+        node: usize,
+        at: u64,
+    },
+    Frame {
+        link: u64,
+        to: usize,
+        bytes: Vec<u8>,
+    },
+    LinkUp {
+        link: u64,
+        node: usize,
+        local: [u8; 16],
+        remote: [u8; 16],
+    },
+    LinkDown {
+        link: u64,
+        node: usize,
+    },
+    Open {
+        a: usize,
+        b: usize,
+    },
 }
 
 /// The simulator.
@@ -189,7 +207,10 @@ impl Sim {
 
     /// The line that reproduces this run, printed by failing tests.
     pub fn reproduce_line(&self, test: &str) -> String {
-        format!("reproduce: SIM_SEED={} cargo test -p meshwork --features sim {test}", self.cfg.seed)
+        format!(
+            "reproduce: SIM_SEED={} cargo test -p meshwork --features sim {test}",
+            self.cfg.seed
+        )
     }
 
     fn schedule(&mut self, at: u64, ev: Ev) {
@@ -214,7 +235,11 @@ impl Sim {
         let overlay = Overlay::new(identity, self.cfg.overlay.clone(), self.now_ms, seed);
         let id = overlay.peer_id();
         let slot = self.nodes.len();
-        self.nodes.push(Some(Node { overlay, timer_at: u64::MAX, accepts: BTreeSet::new() }));
+        self.nodes.push(Some(Node {
+            overlay,
+            timer_at: u64::MAX,
+            accepts: BTreeSet::new(),
+        }));
         self.index.insert(id, slot);
         *self.sorted.get_mut() = None;
         let live: Vec<usize> = self.live_slots().filter(|s| *s != slot).collect();
@@ -236,22 +261,39 @@ impl Sim {
     /// Remove a peer. Graceful: its links close at the other ends after one latency; otherwise
     /// the others notice only by timeout.
     pub fn remove_peer(&mut self, slot: usize, graceful: bool) {
-        let Some(node) = self.nodes.get_mut(slot).and_then(Option::take) else { return };
+        let Some(node) = self.nodes.get_mut(slot).and_then(Option::take) else {
+            return;
+        };
         self.index.remove(&node.overlay.peer_id());
         *self.sorted.get_mut() = None;
-        let mine: Vec<u64> = self.links.iter().filter(|(_, l)| l.a == slot || l.b == slot).map(|(id, _)| *id).collect();
+        let mine: Vec<u64> = self
+            .links
+            .iter()
+            .filter(|(_, l)| l.a == slot || l.b == slot)
+            .map(|(id, _)| *id)
+            .collect();
         for id in mine {
             let l = self.links.remove(&id).expect("listed");
             let other = if l.a == slot { l.b } else { l.a };
             if graceful {
-                self.schedule(self.now_ms + l.latency_ms, Ev::LinkDown { link: id, node: other });
+                self.schedule(
+                    self.now_ms + l.latency_ms,
+                    Ev::LinkDown {
+                        link: id,
+                        node: other,
+                    },
+                );
             }
         }
     }
 
     /// Indices of live peers.
     pub fn live_slots(&self) -> impl Iterator<Item = usize> + '_ {
-        self.nodes.iter().enumerate().filter(|(_, n)| n.is_some()).map(|(i, _)| i)
+        self.nodes
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| n.is_some())
+            .map(|(i, _)| i)
     }
 
     /// Number of live peers.
@@ -261,11 +303,18 @@ impl Sim {
 
     /// The overlay of peer `slot`.
     pub fn overlay(&self, slot: usize) -> Option<&Overlay> {
-        self.nodes.get(slot).and_then(Option::as_ref).map(|n| &n.overlay)
+        self.nodes
+            .get(slot)
+            .and_then(Option::as_ref)
+            .map(|n| &n.overlay)
     }
 
     /// Mutable access to the overlay of a live peer (to send from it); re-arms its timer.
-    pub fn with_overlay<R>(&mut self, slot: usize, f: impl FnOnce(&mut Overlay, u64) -> R) -> Option<R> {
+    pub fn with_overlay<R>(
+        &mut self,
+        slot: usize,
+        f: impl FnOnce(&mut Overlay, u64) -> R,
+    ) -> Option<R> {
         let now = self.now_ms;
         let r = f(&mut self.nodes.get_mut(slot)?.as_mut()?.overlay, now);
         self.drain(slot);
@@ -362,7 +411,9 @@ impl Sim {
         let now = self.now_ms;
         match ev {
             Ev::Timer { node, at } => {
-                let Some(n) = self.nodes.get_mut(node).and_then(Option::as_mut) else { return };
+                let Some(n) = self.nodes.get_mut(node).and_then(Option::as_mut) else {
+                    return;
+                };
                 if n.timer_at != at {
                     return;
                 }
@@ -376,25 +427,41 @@ impl Sim {
                 if !self.links.contains_key(&link) {
                     return;
                 }
-                let Some(n) = self.nodes.get_mut(to).and_then(Option::as_mut) else { return };
+                let Some(n) = self.nodes.get_mut(to).and_then(Option::as_mut) else {
+                    return;
+                };
                 n.overlay.handle_frame(now, LinkId(link), &bytes);
                 self.trace.update([1u8]);
                 self.trace.update(link.to_le_bytes());
                 self.trace.update(&bytes);
                 self.drain(to);
             }
-            Ev::LinkUp { link, node, local, remote } => {
+            Ev::LinkUp {
+                link,
+                node,
+                local,
+                remote,
+            } => {
                 if !self.links.contains_key(&link) {
                     return;
                 }
-                let Some(n) = self.nodes.get_mut(node).and_then(Option::as_mut) else { return };
-                n.overlay.handle_link_up(now, LinkId(link), TransportId(local), TransportId(remote));
+                let Some(n) = self.nodes.get_mut(node).and_then(Option::as_mut) else {
+                    return;
+                };
+                n.overlay.handle_link_up(
+                    now,
+                    LinkId(link),
+                    TransportId(local),
+                    TransportId(remote),
+                );
                 self.trace.update([2u8]);
                 self.trace.update(link.to_le_bytes());
                 self.drain(node);
             }
             Ev::LinkDown { link, node } => {
-                let Some(n) = self.nodes.get_mut(node).and_then(Option::as_mut) else { return };
+                let Some(n) = self.nodes.get_mut(node).and_then(Option::as_mut) else {
+                    return;
+                };
                 n.overlay.handle_link_down(now, LinkId(link));
                 self.trace.update([3u8]);
                 self.trace.update(link.to_le_bytes());
@@ -405,25 +472,50 @@ impl Sim {
     }
 
     fn open_link(&mut self, a: usize, b: usize) {
-        if self.nodes.get(a).is_none_or(Option::is_none) || self.nodes.get(b).is_none_or(Option::is_none) {
+        if self.nodes.get(a).is_none_or(Option::is_none)
+            || self.nodes.get(b).is_none_or(Option::is_none)
+        {
             return;
         }
         let id = self.next_link;
         self.next_link += 1;
-        let latency_ms =
-            self.cfg.latency_ms_min + self.rand_below(self.cfg.latency_ms_max.saturating_sub(self.cfg.latency_ms_min) + 1);
+        let latency_ms = self.cfg.latency_ms_min
+            + self.rand_below(
+                self.cfg
+                    .latency_ms_max
+                    .saturating_sub(self.cfg.latency_ms_min)
+                    + 1,
+            );
         self.links.insert(id, SimLink { a, b, latency_ms });
         let mut ta = [0u8; 16];
         let mut tb = [0u8; 16];
         self.rng.fill_bytes(&mut ta);
         self.rng.fill_bytes(&mut tb);
         let now = self.now_ms;
-        self.schedule(now, Ev::LinkUp { link: id, node: a, local: ta, remote: tb });
-        self.schedule(now, Ev::LinkUp { link: id, node: b, local: tb, remote: ta });
+        self.schedule(
+            now,
+            Ev::LinkUp {
+                link: id,
+                node: a,
+                local: ta,
+                remote: tb,
+            },
+        );
+        self.schedule(
+            now,
+            Ev::LinkUp {
+                link: id,
+                node: b,
+                local: tb,
+                remote: ta,
+            },
+        );
     }
 
     fn arm_timer(&mut self, slot: usize) {
-        let Some(n) = self.nodes.get_mut(slot).and_then(Option::as_mut) else { return };
+        let Some(n) = self.nodes.get_mut(slot).and_then(Option::as_mut) else {
+            return;
+        };
         let at = n.overlay.poll_timeout().max(self.now_ms);
         if at < n.timer_at {
             n.timer_at = at;
@@ -434,16 +526,31 @@ impl Sim {
     /// Move a node's transmits onto the network and act on its events.
     fn drain(&mut self, slot: usize) {
         loop {
-            let Some(n) = self.nodes.get_mut(slot).and_then(Option::as_mut) else { return };
+            let Some(n) = self.nodes.get_mut(slot).and_then(Option::as_mut) else {
+                return;
+            };
             if let Some(t) = n.overlay.poll_transmit() {
                 self.transmit(slot, t.link.0, t.frame);
                 continue;
             }
-            let Some(ev) = n.overlay.poll_event() else { break };
+            let Some(ev) = n.overlay.poll_event() else {
+                break;
+            };
             match ev {
-                Event::Delivered { target, payload, hops, .. } => {
+                Event::Delivered {
+                    target,
+                    payload,
+                    hops,
+                    ..
+                } => {
                     let at_closest = self.closest_live(&target) == Some(slot);
-                    self.deliveries.push(Delivery { at: slot, target, payload, hops, at_closest });
+                    self.deliveries.push(Delivery {
+                        at: slot,
+                        target,
+                        payload,
+                        hops,
+                        at_closest,
+                    });
                 }
                 Event::Published { payload, .. } => self.published.push((slot, payload)),
                 Event::Accept { peer } => {
@@ -452,8 +559,9 @@ impl Sim {
                 Event::Dial { peer } => {
                     let me = n.overlay.peer_id();
                     if let Some(&other) = self.index.get(&peer) {
-                        let accepted =
-                            self.nodes[other].as_mut().is_some_and(|o| o.accepts.remove(&me));
+                        let accepted = self.nodes[other]
+                            .as_mut()
+                            .is_some_and(|o| o.accepts.remove(&me));
                         if accepted {
                             let at = self.now_ms + self.cfg.connect_delay_ms;
                             self.schedule(at, Ev::Open { a: slot, b: other });
@@ -463,7 +571,13 @@ impl Sim {
                 Event::CloseLink { link } => {
                     if let Some(l) = self.links.remove(&link.0) {
                         let other = if l.a == slot { l.b } else { l.a };
-                        self.schedule(self.now_ms + l.latency_ms, Ev::LinkDown { link: link.0, node: other });
+                        self.schedule(
+                            self.now_ms + l.latency_ms,
+                            Ev::LinkDown {
+                                link: link.0,
+                                node: other,
+                            },
+                        );
                     }
                 }
                 Event::PeerJoined { .. }
@@ -476,7 +590,9 @@ impl Sim {
     }
 
     fn transmit(&mut self, from: usize, link: u64, bytes: Vec<u8>) {
-        let Some(l) = self.links.get(&link) else { return };
+        let Some(l) = self.links.get(&link) else {
+            return;
+        };
         let to = if l.a == from { l.b } else { l.a };
         let latency = l.latency_ms;
         self.frames += 1;
@@ -492,27 +608,44 @@ impl Sim {
         }
         let at = self.now_ms + latency;
         if self.chance(self.cfg.duplicate_ppm) {
-            self.schedule(at + 1, Ev::Frame { link, to, bytes: bytes.clone() });
+            self.schedule(
+                at + 1,
+                Ev::Frame {
+                    link,
+                    to,
+                    bytes: bytes.clone(),
+                },
+            );
         }
         self.schedule(at, Ev::Frame { link, to, bytes });
     }
 
     /// Live links per live peer (authenticated ones), for the link-cap figures.
     pub fn links_per_peer(&self) -> Vec<usize> {
-        self.nodes.iter().flatten().map(|n| n.overlay.linked_peers().count()).collect()
+        self.nodes
+            .iter()
+            .flatten()
+            .map(|n| n.overlay.linked_peers().count())
+            .collect()
     }
 
     /// Bytes of overlay state per live peer, averaged (excluding queued network frames).
     pub fn overlay_bytes_per_peer(&self) -> usize {
-        let total: usize =
-            self.nodes.iter().flatten().map(|n| size_of::<Node>() + n.overlay.heap_bytes()).sum();
+        let total: usize = self
+            .nodes
+            .iter()
+            .flatten()
+            .map(|n| size_of::<Node>() + n.overlay.heap_bytes())
+            .sum();
         total / self.live_count().max(1)
     }
 
     /// Add `n` peers, `joins_per_s` per virtual second.
     pub fn grow(&mut self, n: usize, joins_per_s: u64) {
         let gap_ms = (1000 / joins_per_s.max(1)).max(1);
-        let per_tick = usize::try_from(joins_per_s.div_ceil(1000)).unwrap_or(1).max(1);
+        let per_tick = usize::try_from(joins_per_s.div_ceil(1000))
+            .unwrap_or(1)
+            .max(1);
         let mut added = 0;
         while added < n {
             for _ in 0..per_tick.min(n - added) {
@@ -525,7 +658,12 @@ impl Sim {
 
     /// Send `messages` routed messages from random live peers to random keys over `spread_ms`,
     /// then let them settle for `settle_ms`, and report where they went.
-    pub fn route_random(&mut self, messages: usize, spread_ms: u64, settle_ms: u64) -> RoutingReport {
+    pub fn route_random(
+        &mut self,
+        messages: usize,
+        spread_ms: u64,
+        settle_ms: u64,
+    ) -> RoutingReport {
         self.clear_deliveries();
         let gap = spread_ms / messages.max(1) as u64;
         for _ in 0..messages {

@@ -109,14 +109,20 @@ pub struct Node<T: Transport> {
 
 impl<T: Transport> std::fmt::Debug for Node<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Node").field("peer_id", &self.overlay.peer_id()).finish_non_exhaustive()
+        f.debug_struct("Node")
+            .field("peer_id", &self.overlay.peer_id())
+            .finish_non_exhaustive()
     }
 }
 
 impl<T: Transport> Node<T> {
     /// Glue `overlay` to `transport`.
     pub fn new(overlay: Overlay, transport: T) -> Self {
-        Self { overlay, transport, scratch: Vec::new() }
+        Self {
+            overlay,
+            transport,
+            scratch: Vec::new(),
+        }
     }
 
     /// Pump once at `now_ms`: transport → overlay → transport, returning application events.
@@ -125,10 +131,18 @@ impl<T: Transport> Node<T> {
         self.transport.poll(now_ms, &mut self.scratch);
         for ev in self.scratch.drain(..) {
             match ev {
-                TransportEvent::LinkUp { link, local, remote } => self.overlay.handle_link_up(now_ms, link, local, remote),
+                TransportEvent::LinkUp {
+                    link,
+                    local,
+                    remote,
+                } => self.overlay.handle_link_up(now_ms, link, local, remote),
                 TransportEvent::LinkDown { link } => self.overlay.handle_link_down(now_ms, link),
-                TransportEvent::Frame { link, bytes } => self.overlay.handle_frame(now_ms, link, &bytes),
-                TransportEvent::SignalOut { to, payload } => self.overlay.send_signal(now_ms, to, payload),
+                TransportEvent::Frame { link, bytes } => {
+                    self.overlay.handle_frame(now_ms, link, &bytes)
+                }
+                TransportEvent::SignalOut { to, payload } => {
+                    self.overlay.send_signal(now_ms, to, payload)
+                }
             }
         }
         if self.overlay.poll_timeout() <= now_ms {
@@ -144,14 +158,34 @@ impl<T: Transport> Node<T> {
             while let Some(t) = self.overlay.poll_transmit() {
                 self.transport.send(t.link, t.frame);
             }
-            let Some(ev) = self.overlay.poll_event() else { break };
+            let Some(ev) = self.overlay.poll_event() else {
+                break;
+            };
             match ev {
                 Event::PeerJoined { peer, .. } => out.push(NodeEvent::PeerJoined(peer)),
                 Event::PeerLeft { peer, .. } => out.push(NodeEvent::PeerLeft(peer)),
-                Event::Delivered { origin, target, payload, hops } => {
-                    out.push(NodeEvent::Message { origin, target, payload, hops });
+                Event::Delivered {
+                    origin,
+                    target,
+                    payload,
+                    hops,
+                } => {
+                    out.push(NodeEvent::Message {
+                        origin,
+                        target,
+                        payload,
+                        hops,
+                    });
                 }
-                Event::Published { topic, origin, payload } => out.push(NodeEvent::Published { topic, origin, payload }),
+                Event::Published {
+                    topic,
+                    origin,
+                    payload,
+                } => out.push(NodeEvent::Published {
+                    topic,
+                    origin,
+                    payload,
+                }),
                 Event::LookupDone { key, peers } => out.push(NodeEvent::LookupDone { key, peers }),
                 Event::Dial { peer } => self.transport.dial(now_ms, peer),
                 Event::Accept { peer } => self.transport.accept(now_ms, peer),

@@ -19,13 +19,19 @@ fn slow() -> bool {
 fn with_seed(test: &str, seed: u64, check: impl FnOnce(u64)) {
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(seed)));
     if let Err(e) = result {
-        eprintln!("reproduce: SIM_SEED={seed} cargo test -p meshwork --features sim --test it {test}");
+        eprintln!(
+            "reproduce: SIM_SEED={seed} cargo test -p meshwork --features sim --test it {test}"
+        );
         std::panic::resume_unwind(e);
     }
 }
 
 fn grown(seed: u64, n: usize, loss_ppm: u32) -> Sim {
-    let mut sim = Sim::new(SimConfig { seed, loss_ppm, ..SimConfig::default() });
+    let mut sim = Sim::new(SimConfig {
+        seed,
+        loss_ppm,
+        ..SimConfig::default()
+    });
     sim.grow(n, 200);
     sim.run_for(60_000);
     sim
@@ -47,17 +53,26 @@ fn route_all_to_closest(seed: u64, n: usize, messages: usize) {
     let mut sim = grown(seed, n, 0);
     let links = sim.links_per_peer();
     let cap = SimConfig::default().overlay.links_max;
-    assert!(links.iter().all(|l| *l <= cap), "a peer exceeds the link cap: {:?}", links.iter().max());
+    assert!(
+        links.iter().all(|l| *l <= cap),
+        "a peer exceeds the link cap: {:?}",
+        links.iter().max()
+    );
     assert!(links.iter().all(|l| *l > 0), "a peer has no links");
     let r = sim.route_random(messages, 10_000, 20_000);
     print(&format!("{n} peers"), &r);
-    assert_eq!(r.at_closest, r.sent, "every message reaches the closest live peer");
+    assert_eq!(
+        r.at_closest, r.sent,
+        "every message reaches the closest live peer"
+    );
 }
 
 #[test]
 fn thousand_peers_route_every_message_to_the_closest() {
     for seed in seeds() {
-        with_seed("thousand_peers_route", seed, |s| route_all_to_closest(s, 1000, 2000));
+        with_seed("thousand_peers_route", seed, |s| {
+            route_all_to_closest(s, 1000, 2000)
+        });
     }
 }
 
@@ -67,7 +82,9 @@ fn ten_thousand_peers_route_every_message_to_the_closest() {
         return;
     }
     for seed in seeds() {
-        with_seed("ten_thousand_peers_route", seed, |s| route_all_to_closest(s, 10_000, 10_000));
+        with_seed("ten_thousand_peers_route", seed, |s| {
+            route_all_to_closest(s, 10_000, 10_000)
+        });
     }
 }
 
@@ -99,7 +116,12 @@ fn churn_and_loss_still_deliver() {
 #[test]
 fn same_seed_same_trace() {
     let run = |seed| {
-        let mut sim = Sim::new(SimConfig { seed, loss_ppm: 20_000, duplicate_ppm: 10_000, ..SimConfig::default() });
+        let mut sim = Sim::new(SimConfig {
+            seed,
+            loss_ppm: 20_000,
+            duplicate_ppm: 10_000,
+            ..SimConfig::default()
+        });
         sim.grow(150, 100);
         sim.route_random(100, 2_000, 5_000);
         sim.trace_hash()
@@ -122,4 +144,74 @@ fn partition_then_heal_converges() {
             assert_eq!(r.at_closest, r.sent);
         });
     }
+}
+
+#[test]
+fn debug_links() {
+    let sim = grown(1, 300, 0);
+    let links = sim.links_per_peer();
+    let known: Vec<usize> = sim
+        .live_slots()
+        .map(|s| sim.overlay(s).expect("live").known_peers())
+        .collect();
+    let total: Vec<usize> = sim
+        .live_slots()
+        .map(|s| sim.overlay(s).expect("live").link_count())
+        .collect();
+    println!("links {:?}", &links[..20]);
+    println!("total {:?}", &total[..20]);
+    println!("known {:?}", &known[..20]);
+    let mut sum = meshwork::proto::overlay::Stats::default();
+    for s in sim.live_slots() {
+        let st = sim.overlay(s).expect("live").stats();
+        sum.dials += st.dials;
+        sum.dials_refused += st.dials_refused;
+        sum.dials_timed_out += st.dials_timed_out;
+        sum.connects_refused += st.connects_refused;
+        sum.routed_lost += st.routed_lost;
+        sum.no_route += st.no_route;
+        sum.forwarded += st.forwarded;
+        sum.retransmits += st.retransmits;
+    }
+    println!("stats {sum:?}");
+}
+
+#[test]
+fn debug_route() {
+    use meshwork::proto::identity::PeerId;
+    let mut sim = grown(1, 300, 0);
+    let r = sim.route_random(20, 1000, 5000);
+    for d in sim.deliveries().iter().take(5) {
+        let brute = sim
+            .live_slots()
+            .min_by_key(|s| sim.overlay(*s).expect("live").peer_id().distance(&d.target))
+            .expect("some");
+        let at = sim.overlay(d.at).expect("live");
+        let best_link = at.linked_peers().map(|(p, _)| p.distance(&d.target)).min();
+        println!(
+            "at {} closest {:?} brute {} own {:?} best link {:?} hops {}",
+            d.at,
+            sim.closest_live(&d.target),
+            brute,
+            &at.peer_id().distance(&d.target).0[..3],
+            best_link.map(|b| b.0[..3].to_vec()),
+            d.hops
+        );
+        let me = at.peer_id();
+        let cl = sim.overlay(brute).expect("live").peer_id();
+        let mut lb: Vec<u8> = at
+            .linked_peers()
+            .filter_map(|(p, _)| me.bucket_of(&p))
+            .collect();
+        lb.sort();
+        println!(
+            "   link buckets {:?} closest's bucket {:?} target bucket {:?} known-closest {} closest known? {}",
+            lb,
+            me.bucket_of(&cl),
+            me.bucket_of(&d.target),
+            at.known_peers(),
+            at.knows(&cl)
+        );
+    }
+    let _ = (r, PeerId([0; 32]));
 }

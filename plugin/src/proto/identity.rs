@@ -114,7 +114,9 @@ impl std::str::FromStr for PeerId {
     type Err = IdentityError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let bytes = hex::decode(s).map_err(|_| IdentityError::BadEncoding)?;
-        Ok(Self(bytes.try_into().map_err(|_| IdentityError::BadEncoding)?))
+        Ok(Self(
+            bytes.try_into().map_err(|_| IdentityError::BadEncoding)?,
+        ))
     }
 }
 
@@ -157,7 +159,10 @@ impl<'de> Deserialize<'de> for Signature {
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("64 signature bytes")
             }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Signature, A::Error> {
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Signature, A::Error> {
                 let mut out = [0u8; 64];
                 for (i, b) in out.iter_mut().enumerate() {
                     *b = seq
@@ -249,7 +254,9 @@ pub struct Identity {
 
 impl fmt::Debug for Identity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Identity").field("peer_id", &self.peer_id).finish_non_exhaustive()
+        f.debug_struct("Identity")
+            .field("peer_id", &self.peer_id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -258,7 +265,11 @@ impl Identity {
     pub fn from_seed(seed: [u8; 32]) -> Self {
         let signing = SigningKey::from_bytes(&seed);
         let public = PublicKey(signing.verifying_key().to_bytes());
-        Self { peer_id: PeerId::from_public_key(&public), public, signing }
+        Self {
+            peer_id: PeerId::from_public_key(&public),
+            public,
+            signing,
+        }
     }
 
     /// A fresh identity whose id meets `difficulty_bits` (0 = any). Expected work is
@@ -291,7 +302,11 @@ impl Identity {
 
     /// Sign `message` for `domain`.
     pub fn sign(&self, domain: Domain, message: &[u8]) -> Signature {
-        Signature(self.signing.sign(&signing_digest(domain, message)).to_bytes())
+        Signature(
+            self.signing
+                .sign(&signing_digest(domain, message))
+                .to_bytes(),
+        )
     }
 
     /// Parse the text form written by [`Identity::to_text`].
@@ -309,8 +324,12 @@ impl Identity {
     /// Load the identity stored at `path`, or create one (meeting `difficulty_bits`) and store it
     /// there with owner-only permissions. A stored id that misses the difficulty is an error.
     #[cfg(not(target_arch = "wasm32"))]
-    pub fn load_or_create(path: &std::path::Path, difficulty_bits: u8) -> Result<Self, IdentityError> {
-        let storage = |e: std::io::Error| IdentityError::Storage(format!("{}: {e}", path.display()));
+    pub fn load_or_create(
+        path: &std::path::Path,
+        difficulty_bits: u8,
+    ) -> Result<Self, IdentityError> {
+        let storage =
+            |e: std::io::Error| IdentityError::Storage(format!("{}: {e}", path.display()));
         match std::fs::read_to_string(path) {
             Ok(text) => {
                 let id = Self::from_text(&text)?;
@@ -362,7 +381,11 @@ use rand_core::SeedableRng as _;
 fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
     f.write_all(text.as_bytes())?;
     f.sync_all()
 }
@@ -379,7 +402,10 @@ mod tests {
     #[test]
     fn peer_id_is_hash_of_public_key() {
         let id = Identity::from_seed([7; 32]);
-        assert_eq!(id.peer_id().0, <[u8; 32]>::from(Sha256::digest(id.public_key().0)));
+        assert_eq!(
+            id.peer_id().0,
+            <[u8; 32]>::from(Sha256::digest(id.public_key().0))
+        );
     }
 
     #[test]
@@ -425,7 +451,10 @@ mod tests {
         let b = Identity::load_or_create(&path, 2).expect("load");
         assert_eq!(a.peer_id(), b.peer_id());
         std::fs::write(&path, "zz").expect("write");
-        assert!(matches!(Identity::load_or_create(&path, 0), Err(IdentityError::BadEncoding)));
+        assert!(matches!(
+            Identity::load_or_create(&path, 0),
+            Err(IdentityError::BadEncoding)
+        ));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

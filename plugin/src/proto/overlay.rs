@@ -37,6 +37,9 @@ use crate::proto::wire::{self, Frame, Reassembler, WireError};
 pub use msg::{Body, ConnectReply, ConnectRequest, LinkMsg, Routed, Signed, TransportId};
 use table::Table;
 
+/// Origins whose reply waypoint we remember (see [`Routed::via`]).
+const RETURN_PATHS_MAX: usize = 32;
+
 /// A link as named by the transport that owns it.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
 pub struct LinkId(pub u64);
@@ -208,12 +211,27 @@ pub struct Stats {
     pub routed_lost: u64,
     /// Handshakes rejected.
     pub handshakes_rejected: u64,
+    /// Exact-target messages that found no route (a subset of `routed_lost`).
+    pub no_route: u64,
+    /// Link requests we sent.
+    pub dials: u64,
+    /// Link requests of ours that were refused.
+    pub dials_refused: u64,
+    /// Link requests of ours that got no answer or no link in time.
+    pub dials_timed_out: u64,
+    /// Link requests from others that we refused.
+    pub connects_refused: u64,
 }
 
 #[derive(Debug)]
 enum LinkState {
-    Handshake { our_nonce: [u8; 16], theirs: Option<(PublicKey, [u8; 16])> },
-    Up { peer: PeerId },
+    Handshake {
+        our_nonce: [u8; 16],
+        theirs: Option<(PublicKey, [u8; 16])>,
+    },
+    Up {
+        peer: PeerId,
+    },
 }
 
 #[derive(Debug)]
@@ -274,12 +292,16 @@ pub struct Overlay {
     expected: BTreeMap<PeerId, u64>,
     seen: VecDeque<u64>,
     subscriptions: BTreeSet<PeerId>,
+    return_paths: BTreeMap<PeerId, PeerId>,
     rendezvous: BTreeMap<PeerId, BTreeMap<PeerId, u64>>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
     next_routed_id: u64,
     next_maintenance_ms: u64,
     next_refresh_ms: u64,
+    bucket_lookups_due: bool,
+    next_full_refresh_ms: u64,
+    self_lookups_left: u8,
     next_subscribe_ms: u64,
     stats: Stats,
 }
@@ -287,7 +309,10 @@ pub struct Overlay {
 impl Overlay {
     /// A node for `identity`, starting at `now_ms`, with its randomness from `seed`.
     pub fn new(identity: Identity, cfg: OverlayConfig, now_ms: u64, seed: [u8; 32]) -> Self {
-        assert!(cfg.links_max > 0 && cfg.bucket_size > 0, "links_max and bucket_size must be positive");
+        assert!(
+            cfg.links_max > 0 && cfg.bucket_size > 0,
+            "links_max and bucket_size must be positive"
+        );
         let me = identity.peer_id();
         Self {
             table: Table::new(me, cfg.bucket_size),
@@ -300,12 +325,16 @@ impl Overlay {
             expected: BTreeMap::new(),
             seen: VecDeque::new(),
             subscriptions: BTreeSet::new(),
+            return_paths: BTreeMap::new(),
             rendezvous: BTreeMap::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             next_routed_id: 0,
             next_maintenance_ms: now_ms,
             next_refresh_ms: now_ms,
+            bucket_lookups_due: false,
+            next_full_refresh_ms: now_ms,
+            self_lookups_left: 8,
             next_subscribe_ms: now_ms,
             stats: Stats::default(),
             cfg,
@@ -334,7 +363,9 @@ impl Overlay {
 
     /// Authenticated peers we hold live links to, with their links.
     pub fn linked_peers(&self) -> impl Iterator<Item = (PeerId, LinkId)> + '_ {
-        self.links.iter().filter_map(|l| l.peer().map(|p| (p, l.id)))
+        self.links
+            .iter()
+            .filter_map(|l| l.peer().map(|p| (p, l.id)))
     }
 
     /// Number of links (including those still in their handshake).
@@ -344,12 +375,20 @@ impl Overlay {
 
     /// Last measured round trip on the link to `peer`.
     pub fn rtt_ms(&self, peer: &PeerId) -> Option<u32> {
-        self.links.iter().find(|l| l.peer() == Some(*peer)).and_then(|l| l.rtt_ms)
+        self.links
+            .iter()
+            .find(|l| l.peer() == Some(*peer))
+            .and_then(|l| l.rtt_ms)
     }
 
     /// Known peers (routing-table size).
     pub fn known_peers(&self) -> usize {
         self.table.len()
+    }
+
+    /// Whether `peer` is in the routing table.
+    pub fn knows(&self, peer: &PeerId) -> bool {
+        self.table.contains(peer)
     }
 
     /// Learn of a peer out of band (e.g. a bootstrap list).
@@ -373,7 +412,13 @@ impl Overlay {
 
     /// A transport link came up. `local`/`remote` are the transport-level socket ids the
     /// handshake binds to the peers' ids.
-    pub fn handle_link_up(&mut self, now_ms: u64, link: LinkId, local: TransportId, remote: TransportId) {
+    pub fn handle_link_up(
+        &mut self,
+        now_ms: u64,
+        link: LinkId,
+        local: TransportId,
+        remote: TransportId,
+    ) {
         if self.links.iter().any(|l| l.id == link) {
             tracing::warn!(?link, "duplicate link-up ignored");
             return;
@@ -384,7 +429,10 @@ impl Overlay {
             id: link,
             local,
             remote,
-            state: LinkState::Handshake { our_nonce, theirs: None },
+            state: LinkState::Handshake {
+                our_nonce,
+                theirs: None,
+            },
             opened_ms: now_ms,
             last_recv_ms: now_ms,
             last_send_ms: now_ms,
@@ -396,12 +444,21 @@ impl Overlay {
             rtt_ms: None,
             reassembler: None,
         });
-        self.send_link(now_ms, link, &LinkMsg::Hello { public_key: self.identity.public_key(), nonce: our_nonce });
+        self.send_link(
+            now_ms,
+            link,
+            &LinkMsg::Hello {
+                public_key: self.identity.public_key(),
+                nonce: our_nonce,
+            },
+        );
     }
 
     /// A transport link went away (closed by either side or failed).
     pub fn handle_link_down(&mut self, _now_ms: u64, link: LinkId) {
-        let Some(i) = self.links.iter().position(|l| l.id == link) else { return };
+        let Some(i) = self.links.iter().position(|l| l.id == link) else {
+            return;
+        };
         let l = self.links.swap_remove(i);
         if let Some(peer) = l.peer() {
             self.events.push_back(Event::PeerLeft { peer, link });
@@ -446,7 +503,9 @@ impl Overlay {
     }
 
     fn handle_link_msg(&mut self, now_ms: u64, link: LinkId, msg: LinkMsg) {
-        let Some(l) = self.links.iter_mut().find(|l| l.id == link) else { return };
+        let Some(l) = self.links.iter_mut().find(|l| l.id == link) else {
+            return;
+        };
         l.last_recv_ms = now_ms;
         match (&mut l.state, msg) {
             (LinkState::Handshake { our_nonce, theirs }, LinkMsg::Hello { public_key, nonce }) => {
@@ -482,7 +541,8 @@ impl Overlay {
                 l.remote_needs = needed;
                 if let Some((n, sent)) = l.ping {
                     if n == nonce {
-                        l.rtt_ms = Some(u32::try_from(now_ms.saturating_sub(sent)).unwrap_or(u32::MAX));
+                        l.rtt_ms =
+                            Some(u32::try_from(now_ms.saturating_sub(sent)).unwrap_or(u32::MAX));
                         l.ping = None;
                     }
                 }
@@ -494,17 +554,23 @@ impl Overlay {
                 }
                 for p in peers {
                     if p != self.me && p != from {
-                        self.table.insert(p, now_ms);
+                        self.table.insert_via(p, now_ms, Some(&from));
                     }
                 }
             }
             (LinkState::Up { .. }, LinkMsg::Ack { seq }) => {
                 self.pending.retain(|p| !(p.link == link && p.seq == seq));
             }
-            (LinkState::Up { .. }, LinkMsg::Routed { seq, msg }) => {
+            (LinkState::Up { peer }, LinkMsg::Routed { seq, msg }) => {
+                let from = *peer;
                 self.send_link(now_ms, link, &LinkMsg::Ack { seq });
                 if self.seen_before(&msg) {
                     return;
+                }
+                // Remember the way back to the origin: through the peer that handed it to us.
+                // Following these pointers hop by hop retraces the path (see `via_link`).
+                if msg.origin != self.me && msg.origin != from {
+                    self.table.insert_via(msg.origin, now_ms, Some(&from));
                 }
                 let mut msg = msg;
                 msg.hops = msg.hops.saturating_add(1);
@@ -529,22 +595,40 @@ impl Overlay {
         }
         // Two links to one peer (both dialled at once): both ends keep the one with the
         // smaller sorted transport-id pair, so they agree without talking.
-        let key = |l: &Link| if l.local < l.remote { (l.local, l.remote) } else { (l.remote, l.local) };
+        let key = |l: &Link| {
+            if l.local < l.remote {
+                (l.local, l.remote)
+            } else {
+                (l.remote, l.local)
+            }
+        };
         if let Some(other) = self.links.iter().find(|o| o.peer() == Some(peer)) {
-            let this = self.links.iter().find(|l| l.id == link).expect("caller found it");
+            let this = self
+                .links
+                .iter()
+                .find(|l| l.id == link)
+                .expect("caller found it");
             if key(other) < key(this) {
                 return self.close_link(link);
             }
             let other = other.id;
             self.close_link(other);
         }
-        let l = self.links.iter_mut().find(|l| l.id == link).expect("caller found it");
+        let l = self
+            .links
+            .iter_mut()
+            .find(|l| l.id == link)
+            .expect("caller found it");
         l.state = LinkState::Up { peer };
         self.table.insert(peer, now_ms);
         self.dials.remove(&peer);
         self.expected.remove(&peer);
         self.events.push_back(Event::PeerJoined { peer, link });
-        let mut peers: Vec<PeerId> = self.linked_peers().map(|(p, _)| p).filter(|p| *p != peer).collect();
+        let mut peers: Vec<PeerId> = self
+            .linked_peers()
+            .map(|(p, _)| p)
+            .filter(|p| *p != peer)
+            .collect();
         peers.extend(self.table.closest(&peer, self.cfg.bucket_size));
         peers.sort();
         peers.dedup();
@@ -563,7 +647,12 @@ impl Overlay {
 
     /// When [`Overlay::handle_timeout`] next wants to run.
     pub fn poll_timeout(&self) -> u64 {
-        let retransmit = self.pending.iter().map(|p| p.due_ms).min().unwrap_or(u64::MAX);
+        let retransmit = self
+            .pending
+            .iter()
+            .map(|p| p.due_ms)
+            .min()
+            .unwrap_or(u64::MAX);
         retransmit.min(self.next_maintenance_ms)
     }
 
@@ -593,13 +682,30 @@ impl Overlay {
 
     /// Ask `peer` for a direct link; on acceptance the transport gets [`Event::Dial`].
     pub fn connect(&mut self, now_ms: u64, peer: PeerId) {
-        if peer == self.me || self.dials.contains_key(&peer) || self.linked_peers().any(|(p, _)| p == peer) {
+        if peer == self.me
+            || self.dials.contains_key(&peer)
+            || self.linked_peers().any(|(p, _)| p == peer)
+        {
             return;
         }
         let nonce = self.rng.next_u64();
-        self.dials.insert(peer, Dial { nonce, started_ms: now_ms, accepted: false });
+        self.dials.insert(
+            peer,
+            Dial {
+                nonce,
+                started_ms: now_ms,
+                accepted: false,
+            },
+        );
+        self.stats.dials += 1;
         let signed = self.sign(Domain::SignalRequest, ConnectRequest { to: peer, nonce });
-        self.originate(now_ms, peer, true, Body::Connect(signed));
+        // Reach it through whoever told us of it: greedy routing may not find it yet.
+        let via = self.table.get(&peer).map(|c| c.via).and_then(|prefix| {
+            self.linked_peers()
+                .map(|(p, _)| p)
+                .find(|p| p.0[..4] == prefix && *p != peer)
+        });
+        self.originate_via(now_ms, peer, via, Body::Connect(signed));
     }
 
     /// Find the peers closest to `key`; answered by [`Event::LookupDone`].
@@ -618,18 +724,72 @@ impl Overlay {
     /// Publish `payload` to the subscribers of `topic`.
     pub fn publish(&mut self, now_ms: u64, topic: &[u8], payload: Vec<u8>) {
         let key = PeerId::hash_of(topic);
-        self.originate(now_ms, key, false, Body::Publish { topic: key, payload });
+        self.originate(
+            now_ms,
+            key,
+            false,
+            Body::Publish {
+                topic: key,
+                payload,
+            },
+        );
     }
 
     fn sign<T: serde::Serialize>(&self, domain: Domain, value: T) -> Signed<T> {
         let bytes = wire::encode_body(&value).expect("overlay values always encode");
-        Signed { signature: self.identity.sign(domain, &bytes), public_key: self.identity.public_key(), value }
+        Signed {
+            signature: self.identity.sign(domain, &bytes),
+            public_key: self.identity.public_key(),
+            value,
+        }
     }
 
     fn originate(&mut self, now_ms: u64, target: PeerId, exact: bool, body: Body) -> u64 {
+        let via = if exact {
+            self.return_paths.get(&target).copied()
+        } else {
+            None
+        };
+        self.originate_with(now_ms, target, exact, via, body)
+    }
+
+    /// An exact message to `target` through waypoint `via` (or the remembered return path).
+    fn originate_via(
+        &mut self,
+        now_ms: u64,
+        target: PeerId,
+        via: Option<PeerId>,
+        body: Body,
+    ) -> u64 {
+        let via = via.or_else(|| self.return_paths.get(&target).copied());
+        self.originate_with(now_ms, target, true, via, body)
+    }
+
+    fn originate_with(
+        &mut self,
+        now_ms: u64,
+        target: PeerId,
+        exact: bool,
+        via: Option<PeerId>,
+        body: Body,
+    ) -> u64 {
         self.next_routed_id += 1;
         let id = self.next_routed_id;
-        let msg = Routed { id, origin: self.me, target, exact, hops: 0, body };
+        let via = via.filter(|v| *v != self.me && *v != target);
+        let return_via = self
+            .linked_peers()
+            .map(|(p, _)| p)
+            .min_by_key(|p| p.distance(&self.me));
+        let msg = Routed {
+            id,
+            origin: self.me,
+            target,
+            exact,
+            hops: 0,
+            via,
+            return_via,
+            body,
+        };
         self.remember(&msg);
         let skip = matches!(msg.body, Body::FindNode).then_some(self.me);
         self.route(now_ms, msg, skip);
@@ -652,7 +812,11 @@ impl Overlay {
                 best = Some((d, l.id));
             }
         }
-        let own = if Some(self.me) == skip { None } else { Some(self.me.distance(target)) };
+        let own = if Some(self.me) == skip {
+            None
+        } else {
+            Some(self.me.distance(target))
+        };
         match (best, own) {
             (Some((d, l)), Some(o)) if d < o => Some(l),
             (Some((_, l)), None) => Some(l),
@@ -660,26 +824,69 @@ impl Overlay {
         }
     }
 
-    fn route(&mut self, now_ms: u64, msg: Routed, skip: Option<PeerId>) {
+    /// The link toward `target` by the way we learned of it: a direct link, or the linked peer
+    /// that told us of it, or (one level further) the one that told us of that peer. Reliable
+    /// before greedy routing has converged, because each step retraces a path that worked.
+    fn via_link(&self, target: &PeerId) -> Option<LinkId> {
+        if let Some(l) = self.links.iter().find(|l| l.peer() == Some(*target)) {
+            return Some(l.id);
+        }
+        let mut prefix = self.table.get(target)?.via;
+        for _ in 0..2 {
+            if prefix == [0; 4] {
+                return None;
+            }
+            if let Some(l) = self
+                .links
+                .iter()
+                .find(|l| l.peer().is_some_and(|p| p.0[..4] == prefix && p != *target))
+            {
+                return Some(l.id);
+            }
+            prefix = self.table.by_prefix(&prefix)?.via;
+        }
+        None
+    }
+
+    /// Where `msg` is headed next: its waypoint if it has one, else its target.
+    fn heading(msg: &Routed) -> (PeerId, bool) {
+        match msg.via {
+            Some(v) => (v, true),
+            None => (msg.target, msg.exact),
+        }
+    }
+
+    fn route(&mut self, now_ms: u64, mut msg: Routed, skip: Option<PeerId>) {
         let skip = skip.or_else(|| matches!(msg.body, Body::FindNode).then_some(msg.origin));
         if msg.hops >= self.cfg.hops_max {
             self.stats.routed_lost += 1;
             tracing::debug!(id = msg.id, "hop limit reached");
             return;
         }
-        if msg.exact && msg.target == self.me {
+        if msg.via == Some(self.me) {
+            msg.via = None;
+        }
+        let (heading, exact) = Self::heading(&msg);
+        if exact && heading == self.me {
             return self.deliver(now_ms, msg);
         }
-        match self.next_hop(&msg.target, skip) {
+        let hop = if exact {
+            self.via_link(&heading)
+                .or_else(|| self.next_hop(&heading, skip))
+        } else {
+            self.next_hop(&heading, skip)
+        };
+        match hop {
             Some(link) => {
                 if msg.origin != self.me {
                     self.stats.forwarded += 1;
                 }
                 self.send_routed(now_ms, link, msg, skip, 0);
             }
-            None if msg.exact => {
+            None if exact => {
                 self.stats.routed_lost += 1;
-                tracing::debug!(target = ?msg.target, "no route to exact target");
+                self.stats.no_route += 1;
+                tracing::debug!(target = ?heading, "no route to exact target");
             }
             None if Some(self.me) == skip => {
                 // A lookup of our own id with no links: nothing to ask.
@@ -688,19 +895,37 @@ impl Overlay {
         }
     }
 
-    fn send_routed(&mut self, now_ms: u64, link: LinkId, msg: Routed, skip: Option<PeerId>, tries: u8) {
-        let Some(l) = self.links.iter_mut().find(|l| l.id == link) else { return };
+    fn send_routed(
+        &mut self,
+        now_ms: u64,
+        link: LinkId,
+        msg: Routed,
+        skip: Option<PeerId>,
+        tries: u8,
+    ) {
+        let Some(l) = self.links.iter_mut().find(|l| l.id == link) else {
+            return;
+        };
         let seq = l.next_seq;
         l.next_seq = l.next_seq.wrapping_add(1);
         let rto = self.cfg.retransmit_ms << tries.min(6);
         let frame = LinkMsg::Routed { seq, msg };
         self.send_link(now_ms, link, &frame);
-        let LinkMsg::Routed { msg, .. } = frame else { unreachable!("constructed above") };
+        let LinkMsg::Routed { msg, .. } = frame else {
+            unreachable!("constructed above")
+        };
         if self.pending.len() >= self.cfg.pending_max {
             self.pending.pop_front();
             self.stats.routed_lost += 1;
         }
-        self.pending.push_back(Pending { link, seq, msg, skip, due_ms: now_ms + rto, tries: tries + 1 });
+        self.pending.push_back(Pending {
+            link,
+            seq,
+            msg,
+            skip,
+            due_ms: now_ms + rto,
+            tries: tries + 1,
+        });
     }
 
     fn retransmit_due(&mut self, now_ms: u64) {
@@ -720,10 +945,15 @@ impl Overlay {
             }
             self.stats.retransmits += 1;
             let alive = self.links.iter().any(|l| l.id == p.link);
-            let link = if alive { Some(p.link) } else { self.next_hop(&p.msg.target, p.skip) };
+            let (heading, exact) = Self::heading(&p.msg);
+            let link = if alive {
+                Some(p.link)
+            } else {
+                self.next_hop(&heading, p.skip)
+            };
             match link {
                 Some(link) => self.send_routed(now_ms, link, p.msg, p.skip, p.tries),
-                None if !p.msg.exact && Some(self.me) != p.skip => self.deliver(now_ms, p.msg),
+                None if !exact && Some(self.me) != p.skip => self.deliver(now_ms, p.msg),
                 None => self.stats.routed_lost += 1,
             }
         }
@@ -731,7 +961,8 @@ impl Overlay {
 
     fn seen_key(msg: &Routed) -> u64 {
         let o = &msg.origin.0;
-        u64::from_le_bytes([o[0], o[1], o[2], o[3], o[4], o[5], o[6], o[7]]) ^ msg.id.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        u64::from_le_bytes([o[0], o[1], o[2], o[3], o[4], o[5], o[6], o[7]])
+            ^ msg.id.wrapping_mul(0x9e37_79b9_7f4a_7c15)
     }
 
     fn remember(&mut self, msg: &Routed) {
@@ -751,9 +982,31 @@ impl Overlay {
     }
 
     fn deliver(&mut self, now_ms: u64, msg: Routed) {
-        let Routed { origin, target, hops, exact, .. } = msg;
+        let Routed {
+            origin,
+            target,
+            hops,
+            exact,
+            return_via,
+            ..
+        } = msg;
+        if let Some(r) = return_via {
+            if origin != self.me && r != self.me {
+                if self.return_paths.len() >= RETURN_PATHS_MAX
+                    && !self.return_paths.contains_key(&origin)
+                {
+                    self.return_paths.pop_first();
+                }
+                self.return_paths.insert(origin, r);
+            }
+        }
         match msg.body {
-            Body::Data(payload) => self.events.push_back(Event::Delivered { origin, target, payload, hops }),
+            Body::Data(payload) => self.events.push_back(Event::Delivered {
+                origin,
+                target,
+                payload,
+                hops,
+            }),
             Body::FindNode => {
                 if origin != self.me {
                     self.table.insert(origin, now_ms);
@@ -763,23 +1016,20 @@ impl Overlay {
                 peers.push(self.me);
                 peers.sort_by_key(|p| p.distance(&target));
                 if origin == self.me {
-                    self.events.push_back(Event::LookupDone { key: target, peers });
+                    self.events
+                        .push_back(Event::LookupDone { key: target, peers });
                 } else {
                     self.originate(now_ms, origin, true, Body::Nodes { key: target, peers });
                 }
             }
-            Body::Nodes { key, peers } => {
-                for p in peers.iter().take(msg::PEERS_MAX) {
-                    if *p != self.me {
-                        self.table.insert(*p, now_ms);
-                    }
-                }
-                self.events.push_back(Event::LookupDone { key, peers });
-            }
+            Body::Nodes { key, peers } => self.on_nodes(now_ms, origin, key, peers),
             Body::Connect(signed) => self.on_connect(now_ms, origin, signed),
             Body::ConnectReply(signed) => self.on_connect_reply(now_ms, signed),
             Body::Signal(signed) => match self.check_signed(&signed) {
-                Ok(from) => self.events.push_back(Event::Signal { from, payload: signed.value }),
+                Ok(from) => self.events.push_back(Event::Signal {
+                    from,
+                    payload: signed.value,
+                }),
                 Err(reason) => tracing::warn!(reason, "signal dropped"),
             },
             Body::Subscribe { topic } => {
@@ -794,15 +1044,27 @@ impl Overlay {
             }
             Body::Publish { topic, payload } if exact => {
                 if self.subscriptions.contains(&topic) {
-                    self.events.push_back(Event::Published { topic, origin, payload });
+                    self.events.push_back(Event::Published {
+                        topic,
+                        origin,
+                        payload,
+                    });
                 }
             }
             Body::Publish { topic, payload } => {
-                let subs: Vec<PeerId> = self.rendezvous.get(&topic).map(|s| s.keys().copied().collect()).unwrap_or_default();
+                let subs: Vec<PeerId> = self
+                    .rendezvous
+                    .get(&topic)
+                    .map(|s| s.keys().copied().collect())
+                    .unwrap_or_default();
                 for s in subs {
                     if s == self.me {
                         if self.subscriptions.contains(&topic) {
-                            self.events.push_back(Event::Published { topic, origin, payload: payload.clone() });
+                            self.events.push_back(Event::Published {
+                                topic,
+                                origin,
+                                payload: payload.clone(),
+                            });
                         }
                         continue;
                     }
@@ -812,7 +1074,12 @@ impl Overlay {
                         target: s,
                         exact: true,
                         hops: 0,
-                        body: Body::Publish { topic, payload: payload.clone() },
+                        via: self.return_paths.get(&s).copied(),
+                        return_via: None,
+                        body: Body::Publish {
+                            topic,
+                            payload: payload.clone(),
+                        },
                     };
                     self.remember(&copy);
                     self.route(now_ms, copy, None);
@@ -821,14 +1088,70 @@ impl Overlay {
         }
     }
 
+    /// A random key sharing exactly `b` leading bits with us.
+    fn random_key_in_bucket(&mut self, b: u8) -> PeerId {
+        let mut key = [0u8; 32];
+        self.rng.fill_bytes(&mut key);
+        let mut k = PeerId(key);
+        for i in 0..=b {
+            if k.bit(i) != self.me.bit(i) {
+                k = k.with_bit_flipped(i);
+            }
+        }
+        k.with_bit_flipped(b)
+    }
+
+    fn on_nodes(&mut self, now_ms: u64, from: PeerId, key: PeerId, peers: Vec<PeerId>) {
+        let best_before = self
+            .table
+            .closest(&key, 1)
+            .first()
+            .map(|p| p.distance(&key));
+        for p in peers.iter().take(msg::PEERS_MAX) {
+            if *p != self.me {
+                let via = (*p != from).then_some(&from);
+                self.table.insert_via(*p, now_ms, via);
+            }
+        }
+        let best_after = self
+            .table
+            .closest(&key, 1)
+            .first()
+            .map(|p| p.distance(&key));
+        // Iterative deepening of our own neighbourhood: a self-lookup that found closer peers
+        // is repeated once links to them are up (Kademlia's iterative lookup, over the mesh).
+        let improved = match (best_before, best_after) {
+            (None, Some(_)) => true,
+            (Some(b), Some(a)) => a < b,
+            _ => false,
+        };
+        if key == self.me && improved {
+            self.self_lookups_left = self.self_lookups_left.saturating_sub(1);
+            if self.self_lookups_left > 0 {
+                self.next_refresh_ms = self
+                    .next_refresh_ms
+                    .min(now_ms + 3 * self.cfg.maintenance_ms);
+            }
+        }
+        self.events.push_back(Event::LookupDone { key, peers });
+    }
+
     fn fresh_id(&mut self) -> u64 {
         self.rng.next_u64()
     }
 
-    fn check_signed<T: serde::Serialize>(&self, signed: &Signed<T>) -> Result<PeerId, &'static str> {
+    fn check_signed<T: serde::Serialize>(
+        &self,
+        signed: &Signed<T>,
+    ) -> Result<PeerId, &'static str> {
         let bytes = wire::encode_body(&signed.value).map_err(|_| "unencodable value")?;
-        identity::verify(&signed.public_key, Domain::SignalRequest, &bytes, &signed.signature)
-            .map_err(|_| "bad signature")?;
+        identity::verify(
+            &signed.public_key,
+            Domain::SignalRequest,
+            &bytes,
+            &signed.signature,
+        )
+        .map_err(|_| "bad signature")?;
         Ok(PeerId::from_public_key(&signed.public_key))
     }
 
@@ -839,13 +1162,25 @@ impl Overlay {
             Err(reason) => return tracing::warn!(reason, "connect request dropped"),
         };
         let already = self.linked_peers().any(|(p, _)| p == author);
-        let accept = !already && author.meets_difficulty(self.cfg.id_difficulty_bits) && self.make_room_for(now_ms, &author);
+        let accept = !already
+            && author.meets_difficulty(self.cfg.id_difficulty_bits)
+            && self.make_room_for(now_ms, &author);
+        if !accept {
+            self.stats.connects_refused += 1;
+        }
         if accept {
             self.table.insert(author, now_ms);
             self.expected.insert(author, now_ms);
             self.events.push_back(Event::Accept { peer: author });
         }
-        let reply = self.sign(Domain::SignalRequest, ConnectReply { to: author, nonce: signed.value.nonce, accept });
+        let reply = self.sign(
+            Domain::SignalRequest,
+            ConnectReply {
+                to: author,
+                nonce: signed.value.nonce,
+                accept,
+            },
+        );
         self.originate(now_ms, author, true, Body::ConnectReply(reply));
     }
 
@@ -854,7 +1189,9 @@ impl Overlay {
             Ok(a) if signed.value.to == self.me => a,
             _ => return tracing::warn!("bad connect reply dropped"),
         };
-        let Some(dial) = self.dials.get_mut(&author) else { return };
+        let Some(dial) = self.dials.get_mut(&author) else {
+            return;
+        };
         if dial.nonce != signed.value.nonce || dial.accepted {
             return;
         }
@@ -863,6 +1200,7 @@ impl Overlay {
             dial.started_ms = now_ms;
             self.events.push_back(Event::Dial { peer: author });
         } else {
+            self.stats.dials_refused += 1;
             self.dials.remove(&author);
             self.table.note_failure(&author, 3);
         }
@@ -877,21 +1215,37 @@ impl Overlay {
 
     /// Whether we rely on `link` for routing: the only link in its bucket, or a neighbour.
     fn needs_link(&self, link: LinkId) -> bool {
-        let Some(peer) = self.links.iter().find(|l| l.id == link).and_then(Link::peer) else { return true };
+        let Some(peer) = self
+            .links
+            .iter()
+            .find(|l| l.id == link)
+            .and_then(Link::peer)
+        else {
+            return true;
+        };
         let b = self.me.bucket_of(&peer);
-        let alone = !self.links.iter().any(|l| l.id != link && l.peer().is_some_and(|p| self.me.bucket_of(&p) == b));
+        let alone = !self
+            .links
+            .iter()
+            .any(|l| l.id != link && l.peer().is_some_and(|p| self.me.bucket_of(&p) == b));
         alone || self.is_neighbour(&peer)
     }
 
     fn is_neighbour(&self, peer: &PeerId) -> bool {
         let d = self.me.distance(peer);
-        self.table.closest(&self.me, self.cfg.neighbours).last().is_none_or(|far| d <= self.me.distance(far))
+        self.table
+            .closest(&self.me, self.cfg.neighbours)
+            .last()
+            .is_none_or(|far| d <= self.me.distance(far))
     }
 
     /// Whether `peer` would fill an empty bucket or be one of our neighbours.
     fn would_help(&self, peer: &PeerId) -> bool {
         let b = self.me.bucket_of(peer);
-        let bucket_linked = self.links.iter().any(|l| l.peer().is_some_and(|p| self.me.bucket_of(&p) == b));
+        let bucket_linked = self
+            .links
+            .iter()
+            .any(|l| l.peer().is_some_and(|p| self.me.bucket_of(&p) == b));
         !bucket_linked || self.is_neighbour(peer)
     }
 
@@ -908,7 +1262,9 @@ impl Overlay {
         let victim = self
             .links
             .iter()
-            .filter(|l| l.peer().is_some() && !l.remote_needs && now_ms.saturating_sub(l.opened_ms) > settle)
+            .filter(|l| {
+                l.peer().is_some() && !l.remote_needs && now_ms.saturating_sub(l.opened_ms) > settle
+            })
             .map(|l| l.id)
             .find(|id| !self.needs_link(*id));
         match victim {
@@ -936,16 +1292,24 @@ impl Overlay {
         let stuck: Vec<LinkId> = self
             .links
             .iter()
-            .filter(|l| matches!(l.state, LinkState::Handshake { .. }) && now_ms.saturating_sub(l.opened_ms) > hs)
+            .filter(|l| {
+                matches!(l.state, LinkState::Handshake { .. })
+                    && now_ms.saturating_sub(l.opened_ms) > hs
+            })
             .map(|l| l.id)
             .collect();
         for link in stuck {
             tracing::debug!(?link, "handshake timed out");
             self.close_link(link);
         }
-        let failed: Vec<PeerId> =
-            self.dials.iter().filter(|(_, d)| now_ms.saturating_sub(d.started_ms) > hs).map(|(p, _)| *p).collect();
+        let failed: Vec<PeerId> = self
+            .dials
+            .iter()
+            .filter(|(_, d)| now_ms.saturating_sub(d.started_ms) > hs)
+            .map(|(p, _)| *p)
+            .collect();
         for p in failed {
+            self.stats.dials_timed_out += 1;
             self.dials.remove(&p);
             self.table.note_failure(&p, 3);
         }
@@ -970,7 +1334,11 @@ impl Overlay {
         let to_ping: Vec<LinkId> = self
             .links
             .iter()
-            .filter(|l| l.peer().is_some() && l.ping.is_none() && now_ms.saturating_sub(l.last_recv_ms.min(l.last_send_ms)) >= idle)
+            .filter(|l| {
+                l.peer().is_some()
+                    && l.ping.is_none()
+                    && now_ms.saturating_sub(l.last_recv_ms.min(l.last_send_ms)) >= idle
+            })
             .map(|l| l.id)
             .collect();
         for link in to_ping {
@@ -982,16 +1350,35 @@ impl Overlay {
             self.send_link(now_ms, link, &LinkMsg::Ping { nonce, needed });
         }
         for l in &mut self.links {
-            if l.ping.is_some_and(|(_, sent)| now_ms.saturating_sub(sent) > timeout) {
+            if l.ping
+                .is_some_and(|(_, sent)| now_ms.saturating_sub(sent) > timeout)
+            {
                 l.ping = None;
             }
         }
 
-        // Refresh the neighbourhood.
+        // Refresh the neighbourhood, then look into every bucket we know nothing of.
         if now_ms >= self.next_refresh_ms && self.linked_peers().next().is_some() {
+            if now_ms >= self.next_full_refresh_ms {
+                self.next_full_refresh_ms = now_ms + self.cfg.refresh_ms;
+                self.self_lookups_left = 8;
+            }
             self.next_refresh_ms = now_ms + self.cfg.refresh_ms;
+            self.bucket_lookups_due = true;
             let me = self.me;
             self.lookup(now_ms, me);
+        } else if self.bucket_lookups_due
+            && now_ms + self.cfg.refresh_ms >= self.next_refresh_ms + 2 * self.cfg.maintenance_ms
+        {
+            // One maintenance pass after the self-lookup: its answer tells the deepest occupied
+            // bucket. A lookup of a random key in bucket b finds peers there if any exist.
+            self.bucket_lookups_due = false;
+            for b in 0..self.table.bucket_count() {
+                if self.table.bucket(b).is_empty() {
+                    let key = self.random_key_in_bucket(u8::try_from(b).expect("≤ 255 buckets"));
+                    self.lookup(now_ms, key);
+                }
+            }
         }
 
         // Topics: renew our subscriptions, expire stale subscribers.
@@ -1023,7 +1410,9 @@ impl Overlay {
                 .filter(|l| now_ms.saturating_sub(l.opened_ms) > settle)
                 .map(|l| (self.needs_link(l.id), l.remote_needs, l.id))
                 .collect();
-            let Some(&(_, _, victim)) = candidates.iter().min() else { break };
+            let Some(&(_, _, victim)) = candidates.iter().min() else {
+                break;
+            };
             self.close_link(victim);
         }
     }
@@ -1035,7 +1424,11 @@ impl Overlay {
             return;
         }
         let mut budget = self.cfg.dials_max - in_flight;
-        let linked: BTreeSet<PeerId> = self.linked_peers().map(|(p, _)| p).chain(self.dials.keys().copied()).collect();
+        let linked: BTreeSet<PeerId> = self
+            .linked_peers()
+            .map(|(p, _)| p)
+            .chain(self.dials.keys().copied())
+            .collect();
         let mut covered = vec![false; self.table.bucket_count()];
         for p in &linked {
             if let Some(b) = self.me.bucket_of(p) {
@@ -1076,13 +1469,17 @@ impl Overlay {
     // ----- framing ------------------------------------------------------------------------
 
     fn send_link(&mut self, now_ms: u64, link: LinkId, msg: &LinkMsg) {
-        let Some(l) = self.links.iter_mut().find(|l| l.id == link) else { return };
+        let Some(l) = self.links.iter_mut().find(|l| l.id == link) else {
+            return;
+        };
         let id = l.next_msg_id;
         l.next_msg_id = l.next_msg_id.wrapping_add(1);
         l.last_send_ms = now_ms;
         let frames = match wire::encode(msg, id) {
             Ok(f) => f,
-            Err(WireError::MessageTooLarge(n)) => return tracing::warn!(n, "message too large: not sent"),
+            Err(WireError::MessageTooLarge(n)) => {
+                return tracing::warn!(n, "message too large: not sent");
+            }
             Err(e) => return tracing::error!(%e, "encode failed"),
         };
         for frame in frames {

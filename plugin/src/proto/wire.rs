@@ -91,7 +91,8 @@ pub fn encode<T: Serialize>(message: &T, message_id: u32) -> Result<Vec<Vec<u8>>
 
 /// The bincode body of `message`, without a frame header.
 pub fn encode_body<T: Serialize>(message: &T) -> Result<Vec<u8>, WireError> {
-    let body = bincode::serde::encode_to_vec(message, config()).map_err(|e| WireError::Encode(e.to_string()))?;
+    let body = bincode::serde::encode_to_vec(message, config())
+        .map_err(|e| WireError::Encode(e.to_string()))?;
     if body.len() > MESSAGE_BYTES_MAX {
         return Err(WireError::MessageTooLarge(body.len()));
     }
@@ -126,8 +127,8 @@ pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, WireError> {
     if body.len() > MESSAGE_BYTES_MAX {
         return Err(WireError::MessageTooLarge(body.len()));
     }
-    let (value, used) =
-        bincode::serde::decode_from_slice(body, config()).map_err(|e| WireError::Decode(e.to_string()))?;
+    let (value, used) = bincode::serde::decode_from_slice(body, config())
+        .map_err(|e| WireError::Decode(e.to_string()))?;
     if used != body.len() {
         return Err(WireError::TrailingBytes(body.len() - used));
     }
@@ -177,10 +178,18 @@ pub fn parse_frame(frame: &[u8]) -> Result<Frame<'_>, WireError> {
             if index >= count {
                 return Err(WireError::BadChunk("index ≥ count"));
             }
-            if bytes.is_empty() || bytes.len() > CHUNK_BYTES || (index + 1 < count && bytes.len() != CHUNK_BYTES) {
+            if bytes.is_empty()
+                || bytes.len() > CHUNK_BYTES
+                || (index + 1 < count && bytes.len() != CHUNK_BYTES)
+            {
                 return Err(WireError::BadChunk("wrong chunk length"));
             }
-            Ok(Frame::Chunk { message_id: u32::from_le_bytes([*a, *b, *c, *d]), index, count, bytes })
+            Ok(Frame::Chunk {
+                message_id: u32::from_le_bytes([*a, *b, *c, *d]),
+                index,
+                count,
+                bytes,
+            })
         }
         other => Err(WireError::Kind(other)),
     }
@@ -207,14 +216,23 @@ struct Partial {
 impl Reassembler {
     /// A reassembler holding at most `partials_max` partial messages.
     pub fn new(partials_max: usize, timeout_ms: u64) -> Self {
-        Self { partials: BTreeMap::new(), partials_max, timeout_ms }
+        Self {
+            partials: BTreeMap::new(),
+            partials_max,
+            timeout_ms,
+        }
     }
 
     /// Feed one frame received at `now_ms`; returns a complete body when one is ready.
     pub fn push(&mut self, now_ms: u64, frame: &[u8]) -> Result<Option<Vec<u8>>, WireError> {
         match parse_frame(frame)? {
             Frame::Whole(body) => Ok(Some(body.to_vec())),
-            Frame::Chunk { message_id, index, count, bytes } => {
+            Frame::Chunk {
+                message_id,
+                index,
+                count,
+                bytes,
+            } => {
                 if !self.partials.contains_key(&message_id) {
                     self.expire(now_ms);
                     if self.partials.len() >= self.partials_max {
@@ -222,7 +240,12 @@ impl Reassembler {
                     }
                     self.partials.insert(
                         message_id,
-                        Partial { count, received: 0, parts: vec![None; usize::from(count)], touched_ms: now_ms },
+                        Partial {
+                            count,
+                            received: 0,
+                            parts: vec![None; usize::from(count)],
+                            touched_ms: now_ms,
+                        },
                     );
                 }
                 let p = self.partials.get_mut(&message_id).expect("inserted above");
@@ -248,7 +271,8 @@ impl Reassembler {
     /// Drop partial messages not touched within the timeout.
     pub fn expire(&mut self, now_ms: u64) {
         let timeout = self.timeout_ms;
-        self.partials.retain(|_, p| now_ms.saturating_sub(p.touched_ms) <= timeout);
+        self.partials
+            .retain(|_, p| now_ms.saturating_sub(p.touched_ms) <= timeout);
     }
 
     /// Partial messages currently held.
@@ -270,7 +294,10 @@ mod tests {
 
     #[test]
     fn small_message_is_one_frame() {
-        let m = Msg { a: 7, b: vec![1, 2, 3] };
+        let m = Msg {
+            a: 7,
+            b: vec![1, 2, 3],
+        };
         let frames = encode(&m, 1).expect("encode");
         assert_eq!(frames.len(), 1);
         let mut r = Reassembler::new(4, 1000);
@@ -280,7 +307,10 @@ mod tests {
 
     #[test]
     fn large_message_is_chunked_and_reassembled_out_of_order() {
-        let m = Msg { a: 9, b: (0..200_000u32).map(|i| i as u8).collect() };
+        let m = Msg {
+            a: 9,
+            b: (0..200_000u32).map(|i| i as u8).collect(),
+        };
         let mut frames = encode(&m, 42).expect("encode");
         assert!(frames.len() >= 4);
         assert!(frames.iter().all(|f| f.len() <= FRAME_BYTES_MAX));
@@ -294,7 +324,11 @@ mod tests {
             }
         }
         assert_eq!(decode::<Msg>(&out.expect("complete")).expect("decode"), m);
-        assert_eq!(r.partials(), 1, "the duplicate after completion starts a new partial");
+        assert_eq!(
+            r.partials(),
+            1,
+            "the duplicate after completion starts a new partial"
+        );
         r.expire(10_000);
         assert_eq!(r.partials(), 0);
     }
@@ -304,9 +338,18 @@ mod tests {
         assert_eq!(parse_frame(&[]), Err(WireError::Truncated(0)));
         assert_eq!(parse_frame(&[2, 0]), Err(WireError::Version(2)));
         assert_eq!(parse_frame(&[1, 9]), Err(WireError::Kind(9)));
-        assert_eq!(parse_frame(&vec![1; FRAME_BYTES_MAX + 1]), Err(WireError::Oversized(FRAME_BYTES_MAX + 1)));
-        assert!(matches!(parse_frame(&[1, 1, 0, 0, 0, 0, 5, 0, 2, 0, 1]), Err(WireError::BadChunk(_))));
-        assert!(matches!(decode::<Msg>(&[0xff, 0xff, 0xff]), Err(WireError::Decode(_))));
+        assert_eq!(
+            parse_frame(&vec![1; FRAME_BYTES_MAX + 1]),
+            Err(WireError::Oversized(FRAME_BYTES_MAX + 1))
+        );
+        assert!(matches!(
+            parse_frame(&[1, 1, 0, 0, 0, 0, 5, 0, 2, 0, 1]),
+            Err(WireError::BadChunk(_))
+        ));
+        assert!(matches!(
+            decode::<Msg>(&[0xff, 0xff, 0xff]),
+            Err(WireError::Decode(_))
+        ));
         let mut body = encode_body(&Msg { a: 1, b: vec![] }).expect("encode");
         body.push(0);
         assert_eq!(decode::<Msg>(&body), Err(WireError::TrailingBytes(1)));
@@ -326,7 +369,11 @@ mod tests {
         assert_eq!(r.push(0, &chunk(1)), Ok(None));
         assert_eq!(r.push(0, &chunk(2)), Ok(None));
         assert_eq!(r.push(0, &chunk(3)), Err(WireError::TooManyPartials));
-        assert_eq!(r.push(2000, &chunk(3)), Ok(None), "stale partials expire to make room");
+        assert_eq!(
+            r.push(2000, &chunk(3)),
+            Ok(None),
+            "stale partials expire to make room"
+        );
     }
 
     #[test]

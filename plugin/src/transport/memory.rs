@@ -43,10 +43,18 @@ impl Hub {
             TransportId(t)
         };
         if let Some(m) = self.members.get_mut(&a) {
-            m.inbox.push(TransportEvent::LinkUp { link: LinkId(id), local: tid(0), remote: tid(1) });
+            m.inbox.push(TransportEvent::LinkUp {
+                link: LinkId(id),
+                local: tid(0),
+                remote: tid(1),
+            });
         }
         if let Some(m) = self.members.get_mut(&b) {
-            m.inbox.push(TransportEvent::LinkUp { link: LinkId(id), local: tid(1), remote: tid(0) });
+            m.inbox.push(TransportEvent::LinkUp {
+                link: LinkId(id),
+                local: tid(1),
+                remote: tid(0),
+            });
         }
     }
 
@@ -54,7 +62,8 @@ impl Hub {
         if let Some((a, b)) = self.links.remove(&link) {
             for p in [a, b] {
                 if let Some(m) = self.members.get_mut(&p) {
-                    m.inbox.push(TransportEvent::LinkDown { link: LinkId(link) });
+                    m.inbox
+                        .push(TransportEvent::LinkDown { link: LinkId(link) });
                 }
             }
         }
@@ -69,18 +78,29 @@ impl MemoryNetwork {
 
     fn hub(&self) -> MutexGuard<'_, Hub> {
         // A poisoned hub only means another test thread panicked; the data is still usable.
-        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Join as `peer`, introduced to up to `introductions` existing members (the most recent).
     pub fn join(&self, peer: PeerId, introductions: usize) -> MemoryTransport {
         let mut hub = self.hub();
-        let others: Vec<PeerId> = hub.members.keys().copied().rev().take(introductions).collect();
+        let others: Vec<PeerId> = hub
+            .members
+            .keys()
+            .copied()
+            .rev()
+            .take(introductions)
+            .collect();
         hub.members.insert(peer, Member::default());
         for other in others {
             hub.open(other, peer);
         }
-        MemoryTransport { net: self.clone(), me: peer }
+        MemoryTransport {
+            net: self.clone(),
+            me: peer,
+        }
     }
 
     /// Members currently joined.
@@ -105,7 +125,9 @@ impl Transport for MemoryTransport {
 
     fn send(&mut self, link: LinkId, frame: Vec<u8>) {
         let mut hub = self.net.hub();
-        let Some(&(a, b)) = hub.links.get(&link.0) else { return };
+        let Some(&(a, b)) = hub.links.get(&link.0) else {
+            return;
+        };
         let to = if a == self.me { b } else { a };
         if let Some(m) = hub.members.get_mut(&to) {
             m.inbox.push(TransportEvent::Frame { link, bytes: frame });
@@ -114,7 +136,10 @@ impl Transport for MemoryTransport {
 
     fn dial(&mut self, _now_ms: u64, peer: PeerId) {
         let mut hub = self.net.hub();
-        let agreed = hub.members.get_mut(&peer).is_some_and(|m| m.accepts.remove(&self.me));
+        let agreed = hub
+            .members
+            .get_mut(&peer)
+            .is_some_and(|m| m.accepts.remove(&self.me));
         if agreed {
             hub.open(self.me, peer);
         }
@@ -138,7 +163,12 @@ impl Transport for MemoryTransport {
 impl Drop for MemoryTransport {
     fn drop(&mut self) {
         let mut hub = self.net.hub();
-        let mine: Vec<u64> = hub.links.iter().filter(|(_, (a, b))| *a == self.me || *b == self.me).map(|(l, _)| *l).collect();
+        let mine: Vec<u64> = hub
+            .links
+            .iter()
+            .filter(|(_, (a, b))| *a == self.me || *b == self.me)
+            .map(|(l, _)| *l)
+            .collect();
         for l in mine {
             hub.close(l);
         }

@@ -73,6 +73,12 @@ pub struct Routed {
     pub exact: bool,
     /// Hops taken so far.
     pub hops: u8,
+    /// A waypoint: route exactly to this peer first, which then routes on to `target` (it
+    /// holds a link to it). Lets replies reach a peer that is not yet reachable greedily,
+    /// such as a newcomer whose only links are its bootstrap introductions.
+    pub via: Option<PeerId>,
+    /// The waypoint replies to the origin should take (a peer the origin is linked to).
+    pub return_via: Option<PeerId>,
     /// What it carries.
     pub body: Body,
 }
@@ -145,7 +151,12 @@ pub struct ConnectReply {
 /// The bytes a `LinkAuth` signature covers: `signer's transport id || other's transport id ||
 /// other's nonce || signer's nonce`. Binding both transport ids stops a relay from replaying the
 /// proof on another socket; the other side's fresh nonce stops replays on this one.
-pub fn auth_message(signer: TransportId, other: TransportId, other_nonce: &[u8; 16], own_nonce: &[u8; 16]) -> [u8; 64] {
+pub fn auth_message(
+    signer: TransportId,
+    other: TransportId,
+    other_nonce: &[u8; 16],
+    own_nonce: &[u8; 16],
+) -> [u8; 64] {
     let mut m = [0u8; 64];
     m[..16].copy_from_slice(&signer.0);
     m[16..32].copy_from_slice(&other.0);

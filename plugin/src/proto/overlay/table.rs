@@ -11,6 +11,9 @@ pub struct Contact {
     pub seen_ms: u64,
     /// Failed dials since it was last seen alive; a contact with too many is forgotten.
     pub fails: u8,
+    /// The first four bytes of the id of the peer that told us of this one (zero if none):
+    /// a waypoint for reaching it before greedy routing can.
+    pub via: [u8; 4],
 }
 
 /// k-buckets over XOR distance. Bucket `i` holds peers sharing exactly `i` leading bits with us;
@@ -26,14 +29,26 @@ impl Table {
     /// An empty table for `me` with buckets of `k` contacts.
     pub fn new(me: PeerId, k: usize) -> Self {
         assert!(k > 0, "bucket size must be positive");
-        Self { me, k, buckets: Vec::new() }
+        Self {
+            me,
+            k,
+            buckets: Vec::new(),
+        }
     }
 
     /// Learn of `id` at `now_ms`. Returns true if it was added (not merely refreshed). A full
     /// bucket keeps its existing contacts (older contacts are likelier to stay, Kademlia §2.2),
     /// except that a contact that failed to answer is replaced.
     pub fn insert(&mut self, id: PeerId, now_ms: u64) -> bool {
-        let Some(b) = self.me.bucket_of(&id) else { return false };
+        self.insert_via(id, now_ms, None)
+    }
+
+    /// As [`Table::insert`], remembering who told us of `id`.
+    pub fn insert_via(&mut self, id: PeerId, now_ms: u64, via: Option<&PeerId>) -> bool {
+        let via = via.map_or([0; 4], |v| [v.0[0], v.0[1], v.0[2], v.0[3]]);
+        let Some(b) = self.me.bucket_of(&id) else {
+            return false;
+        };
         let b = usize::from(b);
         if self.buckets.len() <= b {
             self.buckets.resize_with(b + 1, Vec::new);
@@ -45,7 +60,12 @@ impl Table {
             c.fails = 0;
             return false;
         }
-        let fresh = Contact { id, seen_ms: now_ms, fails: 0 };
+        let fresh = Contact {
+            id,
+            seen_ms: now_ms,
+            fails: 0,
+            via,
+        };
         if bucket.len() < k {
             if bucket.capacity() == 0 {
                 bucket.reserve_exact(k.min(4));
@@ -53,7 +73,11 @@ impl Table {
             bucket.push(fresh);
             return true;
         }
-        if let Some(worst) = bucket.iter_mut().filter(|c| c.fails > 0).max_by_key(|c| c.fails) {
+        if let Some(worst) = bucket
+            .iter_mut()
+            .filter(|c| c.fails > 0)
+            .max_by_key(|c| c.fails)
+        {
             *worst = fresh;
             return true;
         }
@@ -74,14 +98,35 @@ impl Table {
 
     /// Note a failed dial; forget the contact after `fails_max` failures in a row.
     pub fn note_failure(&mut self, id: &PeerId, fails_max: u8) {
-        let Some(b) = self.me.bucket_of(id) else { return };
-        let Some(bucket) = self.buckets.get_mut(usize::from(b)) else { return };
+        let Some(b) = self.me.bucket_of(id) else {
+            return;
+        };
+        let Some(bucket) = self.buckets.get_mut(usize::from(b)) else {
+            return;
+        };
         if let Some(c) = bucket.iter_mut().find(|c| c.id == *id) {
             c.fails = c.fails.saturating_add(1);
             if c.fails >= fails_max {
                 self.remove(id);
             }
         }
+    }
+
+    /// The contact for `id`, if known.
+    pub fn get(&self, id: &PeerId) -> Option<&Contact> {
+        self.me
+            .bucket_of(id)
+            .and_then(|b| self.buckets.get(usize::from(b)))?
+            .iter()
+            .find(|c| c.id == *id)
+    }
+
+    /// A contact whose id starts with `prefix`.
+    pub fn by_prefix(&self, prefix: &[u8; 4]) -> Option<&Contact> {
+        self.buckets
+            .iter()
+            .flatten()
+            .find(|c| c.id.0[..4] == *prefix)
     }
 
     /// Whether `id` is known.
@@ -123,7 +168,11 @@ impl Table {
     /// Heap bytes held (for the simulator's memory figures).
     pub fn heap_bytes(&self) -> usize {
         self.buckets.capacity() * size_of::<Vec<Contact>>()
-            + self.buckets.iter().map(|b| b.capacity() * size_of::<Contact>()).sum::<usize>()
+            + self
+                .buckets
+                .iter()
+                .map(|b| b.capacity() * size_of::<Contact>())
+                .sum::<usize>()
     }
 }
 
