@@ -1,1 +1,256 @@
-fn main() {}
+//! `meshwork`: the operator binary. For now it runs the embedded signalling server and, with
+//! `--bots N`, a local mesh of N headless peers over real WebRTC links in this process, then
+//! prints what they did. Later: the referee/validator node and the web server (each on by
+//! default, with a flag to turn it off).
+//!
+//! ```text
+//! cargo run -p meshwork-node --release -- --bots 8 --seconds 20
+//! ```
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use meshwork::proto::identity::{Identity, PeerId};
+use meshwork::proto::overlay::{Overlay, OverlayConfig};
+use meshwork::transport::matchbox::{MatchboxConfig, MatchboxTransport};
+use meshwork::transport::signalling::{SignallingConfig, SignallingServer};
+use meshwork::transport::{Node, NodeEvent};
+
+/// Meshwork operator node.
+#[derive(Parser, Debug)]
+#[command(name = "meshwork", version, about)]
+struct Args {
+    /// Do not run the embedded signalling server.
+    #[arg(long)]
+    no_signalling: bool,
+    /// Address the signalling server binds to.
+    #[arg(long, default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST))]
+    signalling_bind: IpAddr,
+    /// Port of the signalling server (0: any free port).
+    #[arg(long, default_value_t = 3536)]
+    signalling_port: u16,
+    /// Existing peers a newcomer is introduced to.
+    #[arg(long, default_value_t = 3)]
+    introductions: usize,
+    /// Signalling room URL the bots join when the embedded server is off.
+    #[arg(long)]
+    signalling_url: Option<String>,
+    /// Room name on the embedded server.
+    #[arg(long, default_value = "meshwork")]
+    room: String,
+    /// Headless peers to run in this process over real WebRTC links.
+    #[arg(long, default_value_t = 0)]
+    bots: usize,
+    /// Live-link cap per bot.
+    #[arg(long, default_value_t = 24)]
+    links_max: usize,
+    /// How long to run, in seconds.
+    #[arg(long, default_value_t = 20)]
+    seconds: u64,
+    /// Milliseconds between messages each bot sends to a random other bot.
+    #[arg(long, default_value_t = 500)]
+    message_interval_ms: u64,
+}
+
+/// One headless peer and what it saw.
+struct Bot {
+    node: Node<MatchboxTransport>,
+    joined: Vec<PeerId>,
+    sent: u64,
+    pending: BTreeMap<u64, Instant>,
+    delivered_hops: Vec<u8>,
+    rtts_ms: Vec<f64>,
+    next_send_ms: u64,
+}
+
+fn main() -> ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("warn,meshwork=info,rtc=error,rtc_ice=error,rtc_dtls=error,rtc_sctp=error,matchbox_socket=error")
+    });
+    tracing_subscriber::fmt().with_env_filter(filter).init();
+    let args = Args::parse();
+
+    let server = if args.no_signalling {
+        None
+    } else {
+        let config = SignallingConfig {
+            bind: SocketAddr::new(args.signalling_bind, args.signalling_port),
+            introductions: args.introductions,
+            ..SignallingConfig::default()
+        };
+        match SignallingServer::start(config) {
+            Ok(s) => {
+                println!("signalling: ws://{}/<room> (introduces each newcomer to {} peers)", s.addr(), args.introductions);
+                Some(s)
+            }
+            Err(e) => {
+                eprintln!("signalling server: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    };
+    let url = match (&server, &args.signalling_url) {
+        (_, Some(url)) => url.clone(),
+        (Some(s), None) => s.room_url(&args.room),
+        (None, None) if args.bots > 0 => {
+            eprintln!("--bots needs a signalling server: drop --no-signalling or give --signalling-url");
+            return ExitCode::FAILURE;
+        }
+        (None, None) => String::new(),
+    };
+    if args.bots == 0 {
+        println!("running for {} s (no bots; --bots N adds headless peers)", args.seconds);
+        std::thread::sleep(Duration::from_secs(args.seconds));
+    } else {
+        run_bots(&args, &url);
+    }
+    if let Some(s) = server {
+        let stats = s.stats();
+        println!(
+            "signalling: {} joined, {} introductions, {} signals relayed, {} requests rejected",
+            stats.joined, stats.introductions, stats.relayed, stats.rejected
+        );
+        s.shutdown();
+    }
+    ExitCode::SUCCESS
+}
+
+fn run_bots(args: &Args, url: &str) {
+    let start = Instant::now();
+    let now = || u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let cfg = OverlayConfig { links_max: args.links_max, ..OverlayConfig::default() };
+    let mut rng = u64::from(std::process::id()) ^ 0x9e37_79b9_7f4a_7c15 ^ now();
+    let mut next_rand = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let mut bots: Vec<Bot> = Vec::new();
+    let stagger_ms = 300;
+    let end_ms = args.seconds.saturating_mul(1000);
+    println!("{} bots joining {url}, running {} s", args.bots, args.seconds);
+    while now() < end_ms {
+        let t = now();
+        if bots.len() < args.bots && t >= stagger_ms * bots.len() as u64 {
+            let mut seed = [0u8; 32];
+            for chunk in seed.chunks_mut(8) {
+                chunk.copy_from_slice(&next_rand().to_le_bytes());
+            }
+            let overlay = Overlay::new(Identity::from_seed(seed), cfg.clone(), t, seed);
+            let transport = MatchboxTransport::new(MatchboxConfig::new(url));
+            bots.push(Bot {
+                node: Node::new(overlay, transport),
+                joined: Vec::new(),
+                sent: 0,
+                pending: BTreeMap::new(),
+                delivered_hops: Vec::new(),
+                rtts_ms: Vec::new(),
+                next_send_ms: t + 2_000,
+            });
+        }
+        let ids: Vec<PeerId> = bots.iter().map(|b| b.node.overlay.peer_id()).collect();
+        for i in 0..bots.len() {
+            let events = bots[i].node.tick(t);
+            for ev in events {
+                handle(&mut bots[i], t, ev);
+            }
+            let bot = &mut bots[i];
+            if ids.len() > 1 && t >= bot.next_send_ms && bot.node.overlay.linked_peers().next().is_some() {
+                bot.next_send_ms = t + args.message_interval_ms;
+                let pick = usize::try_from(next_rand() % (ids.len() as u64 - 1)).unwrap_or(0);
+                let to = ids[if pick >= i { pick + 1 } else { pick }];
+                bot.sent += 1;
+                let seq = bot.sent;
+                bot.pending.insert(seq, Instant::now());
+                let mut payload = b"ping".to_vec();
+                payload.extend_from_slice(&seq.to_le_bytes());
+                bot.node.send(t, to, true, payload);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    report(&bots);
+}
+
+fn handle(bot: &mut Bot, now_ms: u64, ev: NodeEvent) {
+    match ev {
+        NodeEvent::PeerJoined(p) => bot.joined.push(p),
+        NodeEvent::Message { origin, payload, hops, .. } => match payload.split_at_checked(4) {
+            Some((b"ping", seq)) => {
+                bot.delivered_hops.push(hops);
+                let mut pong = b"pong".to_vec();
+                pong.extend_from_slice(seq);
+                bot.node.send(now_ms, origin, true, pong);
+            }
+            Some((b"pong", seq)) => {
+                let seq = seq.try_into().map(u64::from_le_bytes).unwrap_or(0);
+                if let Some(t0) = bot.pending.remove(&seq) {
+                    bot.rtts_ms.push(t0.elapsed().as_secs_f64() * 1e3);
+                }
+            }
+            _ => {}
+        },
+        _ => {}
+    }
+}
+
+fn quantile<T: Copy + PartialOrd>(v: &[T], q: f64) -> Option<T> {
+    let mut v = v.to_vec();
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    let i = ((v.len() as f64 - 1.0) * q).round() as usize;
+    v.get(i).copied()
+}
+
+fn report(bots: &[Bot]) {
+    println!();
+    println!("peer      joined  links  known  sent  answered  delivered  hops p50/max  rtt p50/p95 ms  mesh-links");
+    let (mut sent, mut answered, mut links) = (0u64, 0usize, 0usize);
+    let mut hops_all = Vec::new();
+    let mut rtts_all = Vec::new();
+    for b in bots {
+        let o = &b.node.overlay;
+        let t = b.node.transport.stats();
+        let hp = quantile(&b.delivered_hops, 0.5).map_or("-".into(), |h| h.to_string());
+        let hm = b.delivered_hops.iter().max().map_or("-".into(), |h| h.to_string());
+        let r50 = quantile(&b.rtts_ms, 0.5).map_or("-".into(), |r| format!("{r:.1}"));
+        let r95 = quantile(&b.rtts_ms, 0.95).map_or("-".into(), |r| format!("{r:.1}"));
+        println!(
+            "{}  {:>6}  {:>5}  {:>5}  {:>4}  {:>8}  {:>9}  {:>5}/{:<6}  {:>6}/{:<7}  {:>10}",
+            o.peer_id().short(),
+            b.joined.len(),
+            o.linked_peers().count(),
+            o.known_peers(),
+            b.sent,
+            b.rtts_ms.len(),
+            b.delivered_hops.len(),
+            hp,
+            hm,
+            r50,
+            r95,
+            t.link_sockets
+        );
+        sent += b.sent;
+        answered += b.rtts_ms.len();
+        links += o.linked_peers().count();
+        hops_all.extend_from_slice(&b.delivered_hops);
+        rtts_all.extend_from_slice(&b.rtts_ms);
+    }
+    let n = bots.len().max(1);
+    println!();
+    println!(
+        "{} peers, {:.1} links per peer on average; {} pings sent, {} answered ({:.1}%); hops p50 {} p95 {}; rtt p50 {:.1} ms p95 {:.1} ms",
+        bots.len(),
+        links as f64 / n as f64,
+        sent,
+        answered,
+        if sent == 0 { 0.0 } else { answered as f64 * 100.0 / sent as f64 },
+        quantile(&hops_all, 0.5).unwrap_or(0),
+        quantile(&hops_all, 0.95).unwrap_or(0),
+        quantile(&rtts_all, 0.5).unwrap_or(0.0),
+        quantile(&rtts_all, 0.95).unwrap_or(0.0),
+    );
+}
