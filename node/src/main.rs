@@ -83,7 +83,11 @@ fn main() -> ExitCode {
         };
         match SignallingServer::start(config) {
             Ok(s) => {
-                println!("signalling: ws://{}/<room> (introduces each newcomer to {} peers)", s.addr(), args.introductions);
+                println!(
+                    "signalling: ws://{}/<room> (introduces each newcomer to {} peers)",
+                    s.addr(),
+                    args.introductions
+                );
                 Some(s)
             }
             Err(e) => {
@@ -96,13 +100,18 @@ fn main() -> ExitCode {
         (_, Some(url)) => url.clone(),
         (Some(s), None) => s.room_url(&args.room),
         (None, None) if args.bots > 0 => {
-            eprintln!("--bots needs a signalling server: drop --no-signalling or give --signalling-url");
+            eprintln!(
+                "--bots needs a signalling server: drop --no-signalling or give --signalling-url"
+            );
             return ExitCode::FAILURE;
         }
         (None, None) => String::new(),
     };
     if args.bots == 0 {
-        println!("running for {} s (no bots; --bots N adds headless peers)", args.seconds);
+        println!(
+            "running for {} s (no bots; --bots N adds headless peers)",
+            args.seconds
+        );
         std::thread::sleep(Duration::from_secs(args.seconds));
     } else {
         run_bots(&args, &url);
@@ -121,7 +130,10 @@ fn main() -> ExitCode {
 fn run_bots(args: &Args, url: &str) {
     let start = Instant::now();
     let now = || u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
-    let cfg = OverlayConfig { links_max: args.links_max, ..OverlayConfig::default() };
+    let cfg = OverlayConfig {
+        links_max: args.links_max,
+        ..OverlayConfig::default()
+    };
     let mut rng = u64::from(std::process::id()) ^ 0x9e37_79b9_7f4a_7c15 ^ now();
     let mut next_rand = move || {
         rng ^= rng << 13;
@@ -132,7 +144,10 @@ fn run_bots(args: &Args, url: &str) {
     let mut bots: Vec<Bot> = Vec::new();
     let stagger_ms = 300;
     let end_ms = args.seconds.saturating_mul(1000);
-    println!("{} bots joining {url}, running {} s", args.bots, args.seconds);
+    println!(
+        "{} bots joining {url}, running {} s",
+        args.bots, args.seconds
+    );
     while now() < end_ms {
         let t = now();
         if bots.len() < args.bots && t >= stagger_ms * bots.len() as u64 {
@@ -159,7 +174,10 @@ fn run_bots(args: &Args, url: &str) {
                 handle(&mut bots[i], t, ev);
             }
             let bot = &mut bots[i];
-            if ids.len() > 1 && t >= bot.next_send_ms && bot.node.overlay.linked_peers().next().is_some() {
+            if ids.len() > 1
+                && t >= bot.next_send_ms
+                && bot.node.overlay.linked_peers().next().is_some()
+            {
                 bot.next_send_ms = t + args.message_interval_ms;
                 let pick = usize::try_from(next_rand() % (ids.len() as u64 - 1)).unwrap_or(0);
                 let to = ids[if pick >= i { pick + 1 } else { pick }];
@@ -179,7 +197,12 @@ fn run_bots(args: &Args, url: &str) {
 fn handle(bot: &mut Bot, now_ms: u64, ev: NodeEvent) {
     match ev {
         NodeEvent::PeerJoined(p) => bot.joined.push(p),
-        NodeEvent::Message { origin, payload, hops, .. } => match payload.split_at_checked(4) {
+        NodeEvent::Message {
+            origin,
+            payload,
+            hops,
+            ..
+        } => match payload.split_at_checked(4) {
             Some((b"ping", seq)) => {
                 bot.delivered_hops.push(hops);
                 let mut pong = b"pong".to_vec();
@@ -207,7 +230,9 @@ fn quantile<T: Copy + PartialOrd>(v: &[T], q: f64) -> Option<T> {
 
 fn report(bots: &[Bot]) {
     println!();
-    println!("peer      joined  links  known  sent  answered  delivered  hops p50/max  rtt p50/p95 ms  mesh-links");
+    println!(
+        "peer      joined  links  known  sent  answered  delivered  hops p50/max  rtt p50/p95 ms  mesh-links"
+    );
     let (mut sent, mut answered, mut links) = (0u64, 0usize, 0usize);
     let mut hops_all = Vec::new();
     let mut rtts_all = Vec::new();
@@ -215,7 +240,11 @@ fn report(bots: &[Bot]) {
         let o = &b.node.overlay;
         let t = b.node.transport.stats();
         let hp = quantile(&b.delivered_hops, 0.5).map_or("-".into(), |h| h.to_string());
-        let hm = b.delivered_hops.iter().max().map_or("-".into(), |h| h.to_string());
+        let hm = b
+            .delivered_hops
+            .iter()
+            .max()
+            .map_or("-".into(), |h| h.to_string());
         let r50 = quantile(&b.rtts_ms, 0.5).map_or("-".into(), |r| format!("{r:.1}"));
         let r95 = quantile(&b.rtts_ms, 0.95).map_or("-".into(), |r| format!("{r:.1}"));
         println!(
@@ -247,7 +276,11 @@ fn report(bots: &[Bot]) {
         links as f64 / n as f64,
         sent,
         answered,
-        if sent == 0 { 0.0 } else { answered as f64 * 100.0 / sent as f64 },
+        if sent == 0 {
+            0.0
+        } else {
+            answered as f64 * 100.0 / sent as f64
+        },
         quantile(&hops_all, 0.5).unwrap_or(0),
         quantile(&hops_all, 0.95).unwrap_or(0),
         quantile(&rtts_all, 0.5).unwrap_or(0.0),

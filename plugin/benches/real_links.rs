@@ -191,9 +191,21 @@ fn main() {
     let (a50, a95) = (quantile(&raw_acks, 0.5), quantile(&raw_acks, 0.95));
     let (m50, m95) = (quantile(&mesh, 0.5), quantile(&mesh, 0.95));
     println!("real links, 1 KiB round trip over loopback WebRTC, {n} rounds each:");
-    println!("  raw matchbox channel:        p50 {:.3} ms  p95 {:.3} ms", ms(r50), ms(r95));
-    println!("  raw + ack-sized frames:      p50 {:.3} ms  p95 {:.3} ms", ms(a50), ms(a95));
-    println!("  mesh (routed Data + acks):   p50 {:.3} ms  p95 {:.3} ms", ms(m50), ms(m95));
+    println!(
+        "  raw matchbox channel:        p50 {:.3} ms  p95 {:.3} ms",
+        ms(r50),
+        ms(r95)
+    );
+    println!(
+        "  raw + ack-sized frames:      p50 {:.3} ms  p95 {:.3} ms",
+        ms(a50),
+        ms(a95)
+    );
+    println!(
+        "  mesh (routed Data + acks):   p50 {:.3} ms  p95 {:.3} ms",
+        ms(m50),
+        ms(m95)
+    );
     println!(
         "  mesh / raw: p50 {:.2}x  p95 {:.2}x  (target p50 ≤ 1.25x); mesh / raw+acks: p50 {:.2}x",
         ms(m50) / ms(r50),

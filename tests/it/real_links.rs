@@ -7,12 +7,16 @@ use std::collections::BTreeSet;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use matchbox_socket::{ChannelConfig, Packet, RtcIceServerConfig, WebRtcSocket, WebRtcSocketBuilder};
+use matchbox_socket::{
+    ChannelConfig, Packet, RtcIceServerConfig, WebRtcSocket, WebRtcSocketBuilder,
+};
 use meshwork::proto::identity::{Domain, Identity, PeerId};
 use meshwork::proto::overlay::msg::auth_message;
 use meshwork::proto::overlay::{LinkMsg, Overlay, OverlayConfig, TransportId};
 use meshwork::proto::wire;
-use meshwork::transport::matchbox::{MatchboxConfig, MatchboxTransport, MeshSignal, SignalError, SignalKind};
+use meshwork::transport::matchbox::{
+    MatchboxConfig, MatchboxTransport, MeshSignal, SignalError, SignalKind,
+};
 use meshwork::transport::signalling::{SignallingConfig, SignallingServer};
 use meshwork::transport::{Node, NodeEvent, Transport as _};
 
@@ -22,7 +26,10 @@ const TEST_TIMEOUT: Duration = Duration::from_secs(90);
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,meshwork=info,rtc=error,rtc_ice=error,rtc_dtls=error,rtc_sctp=error,matchbox_socket=error"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_test_writer()
+        .try_init();
 }
 
 /// Run `body` on its own thread; fail the test if it takes longer than [`TEST_TIMEOUT`].
@@ -59,7 +66,12 @@ impl Peer {
     }
     fn received(&self, from: PeerId, payload: &[u8]) -> Option<u8> {
         self.events.iter().find_map(|e| match e {
-            NodeEvent::Message { origin, payload: p, hops, .. } if *origin == from && p == payload => Some(*hops),
+            NodeEvent::Message {
+                origin,
+                payload: p,
+                hops,
+                ..
+            } if *origin == from && p == payload => Some(*hops),
             _ => None,
         })
     }
@@ -72,7 +84,10 @@ struct Mesh {
 
 impl Mesh {
     fn new() -> Self {
-        Self { start: Instant::now(), peers: Vec::new() }
+        Self {
+            start: Instant::now(),
+            peers: Vec::new(),
+        }
     }
 
     fn now_ms(&self) -> u64 {
@@ -83,7 +98,10 @@ impl Mesh {
         let identity = Identity::from_seed([seed; 32]);
         let overlay = Overlay::new(identity, cfg.clone(), self.now_ms(), [seed; 32]);
         let transport = MatchboxTransport::new(MatchboxConfig::new(url));
-        self.peers.push(Peer { node: Node::new(overlay, transport), events: Vec::new() });
+        self.peers.push(Peer {
+            node: Node::new(overlay, transport),
+            events: Vec::new(),
+        });
         self.peers.len() - 1
     }
 
@@ -132,7 +150,8 @@ impl Mesh {
     }
 
     fn linked(&self, a: usize, b: usize) -> bool {
-        self.peers[a].linked().contains(&self.peers[b].id()) && self.peers[b].linked().contains(&self.peers[a].id())
+        self.peers[a].linked().contains(&self.peers[b].id())
+            && self.peers[b].linked().contains(&self.peers[a].id())
     }
 
     /// `a` sends `payload` to exactly `b`; returns the hops it took once it arrived.
@@ -164,9 +183,17 @@ fn summary(mesh: &Mesh) -> String {
 fn peers_join_then_link_through_the_mesh_without_the_server() {
     bounded("real_links_join", || {
         const N: usize = 7;
-        let cfg = OverlayConfig { links_max: 4, neighbours: 1, handshake_timeout_ms: 4_000, ..OverlayConfig::default() };
-        let server = SignallingServer::start(SignallingConfig { introductions: 2, ..SignallingConfig::default() })
-            .expect("start signalling server");
+        let cfg = OverlayConfig {
+            links_max: 4,
+            neighbours: 1,
+            handshake_timeout_ms: 4_000,
+            ..OverlayConfig::default()
+        };
+        let server = SignallingServer::start(SignallingConfig {
+            introductions: 2,
+            ..SignallingConfig::default()
+        })
+        .expect("start signalling server");
         let url = server.room_url("join");
         let mut mesh = Mesh::new();
         for i in 0..N {
@@ -175,39 +202,76 @@ fn peers_join_then_link_through_the_mesh_without_the_server() {
         }
         let cap = cfg.links_max;
         let settled = mesh.run_until(Duration::from_secs(40), |m| {
-            m.connected() && m.peers.iter().all(|p| p.node.overlay.link_count() <= cap && !p.linked().is_empty())
+            m.connected()
+                && m.peers
+                    .iter()
+                    .all(|p| p.node.overlay.link_count() <= cap && !p.linked().is_empty())
         });
         assert!(settled, "mesh did not settle: {}", summary(&mesh));
         for p in &mesh.peers {
             let links = p.node.overlay.link_count();
-            assert!(links <= cap, "{} holds {links} links > cap {cap}", p.id().short());
+            assert!(
+                links <= cap,
+                "{} holds {links} links > cap {cap}",
+                p.id().short()
+            );
         }
         let joined = server.stats();
-        println!("joined: {} peers, links per peer: {} (server: {joined:?})", N, summary(&mesh));
+        println!(
+            "joined: {} peers, links per peer: {} (server: {joined:?})",
+            N,
+            summary(&mesh)
+        );
         assert!(joined.joined >= N as u64);
-        assert!(joined.introductions <= 2 * N as u64, "a newcomer is introduced to ≤ 2 members");
+        assert!(
+            joined.introductions <= 2 * N as u64,
+            "a newcomer is introduced to ≤ 2 members"
+        );
         server.shutdown();
         mesh.run_for(Duration::from_millis(500));
 
         // Two peers not linked to each other, preferring ones with room for one more link.
-        let mut pairs: Vec<(usize, usize)> =
-            (0..N).flat_map(|a| (a + 1..N).map(move |b| (a, b))).filter(|&(a, b)| !mesh.linked(a, b)).collect();
-        assert!(!pairs.is_empty(), "every pair is linked: the cap should prevent that");
-        pairs.sort_by_key(|&(a, b)| mesh.peers[a].node.overlay.link_count() + mesh.peers[b].node.overlay.link_count());
+        let mut pairs: Vec<(usize, usize)> = (0..N)
+            .flat_map(|a| (a + 1..N).map(move |b| (a, b)))
+            .filter(|&(a, b)| !mesh.linked(a, b))
+            .collect();
+        assert!(
+            !pairs.is_empty(),
+            "every pair is linked: the cap should prevent that"
+        );
+        pairs.sort_by_key(|&(a, b)| {
+            mesh.peers[a].node.overlay.link_count() + mesh.peers[b].node.overlay.link_count()
+        });
         let mut opened = None;
         for (a, b) in pairs.into_iter().take(6) {
-            let (ta, tb) = (mesh.peers[a].node.transport.stats().clone(), mesh.peers[b].node.transport.stats().clone());
+            let (ta, tb) = (
+                mesh.peers[a].node.transport.stats().clone(),
+                mesh.peers[b].node.transport.stats().clone(),
+            );
             let now = mesh.now_ms();
             let target = mesh.peers[b].id();
             mesh.peers[a].node.overlay.connect(now, target);
             if mesh.run_until(Duration::from_secs(12), |m| m.linked(a, b)) {
-                let (sa, sb) = (mesh.peers[a].node.transport.stats(), mesh.peers[b].node.transport.stats());
-                assert!(sa.link_sockets > ta.link_sockets && sb.link_sockets > tb.link_sockets, "a per-link socket at each end");
-                assert!(sa.signals_out > ta.signals_out && sb.signals_in > tb.signals_in, "signalled through the mesh");
+                let (sa, sb) = (
+                    mesh.peers[a].node.transport.stats(),
+                    mesh.peers[b].node.transport.stats(),
+                );
+                assert!(
+                    sa.link_sockets > ta.link_sockets && sb.link_sockets > tb.link_sockets,
+                    "a per-link socket at each end"
+                );
+                assert!(
+                    sa.signals_out > ta.signals_out && sb.signals_in > tb.signals_in,
+                    "signalled through the mesh"
+                );
                 opened = Some((a, b));
                 break;
             }
-            println!("{} → {} did not link (refused or full); trying another pair", mesh.peers[a].id().short(), target.short());
+            println!(
+                "{} → {} did not link (refused or full); trying another pair",
+                mesh.peers[a].id().short(),
+                target.short()
+            );
         }
         let (a, b) = opened.expect("some unlinked pair opened a mesh-signalled link");
         let there = mesh.deliver(a, b, b"ping through the new link", Duration::from_secs(5));
@@ -215,7 +279,12 @@ fn peers_join_then_link_through_the_mesh_without_the_server() {
         println!("mesh-signalled link {a}↔{b}: hops there {there:?}, back {back:?}");
         assert_eq!(there, Some(1), "a → b over the direct link");
         assert_eq!(back, Some(1), "b → a over the direct link");
-        assert!(!mesh.peers.iter().any(|p| p.node.transport.bootstrap_open() && p.linked().is_empty()));
+        assert!(
+            !mesh
+                .peers
+                .iter()
+                .any(|p| p.node.transport.bootstrap_open() && p.linked().is_empty())
+        );
     });
 }
 
@@ -228,7 +297,10 @@ struct RawSocket {
 impl RawSocket {
     fn join(url: &str) -> Self {
         let (socket, future) = WebRtcSocketBuilder::new(url)
-            .ice_server(RtcIceServerConfig { urls: vec![], ..Default::default() })
+            .ice_server(RtcIceServerConfig {
+                urls: vec![],
+                ..Default::default()
+            })
             .add_channel(ChannelConfig::reliable())
             .add_channel(ChannelConfig::unreliable())
             .build();
@@ -294,14 +366,20 @@ fn totals(mesh: &Mesh) -> (u64, u64) {
 fn bad_input_over_real_links_is_dropped() {
     bounded("real_links_bad_input", || {
         let cfg = OverlayConfig::default();
-        let server = SignallingServer::start(SignallingConfig { introductions: 3, ..SignallingConfig::default() })
-            .expect("start signalling server");
+        let server = SignallingServer::start(SignallingConfig {
+            introductions: 3,
+            ..SignallingConfig::default()
+        })
+        .expect("start signalling server");
         let url = server.room_url("bad");
         let mut mesh = Mesh::new();
         let a = mesh.join(&url, 1, &cfg);
         mesh.run_for(Duration::from_millis(300));
         let b = mesh.join(&url, 2, &cfg);
-        assert!(mesh.run_until(Duration::from_secs(20), |m| m.linked(a, b)), "a and b link");
+        assert!(
+            mesh.run_until(Duration::from_secs(20), |m| m.linked(a, b)),
+            "a and b link"
+        );
 
         // 1. Garbage frames from a raw socket (before any handshake).
         let mut raw = RawSocket::join(&url);
@@ -339,17 +417,36 @@ fn bad_input_over_real_links_is_dropped() {
         }
         let want = dropped0 + counted * targets.len() as u64;
         let ok = mesh.run_until(Duration::from_secs(10), |m| totals(m).0 >= want);
-        println!("garbage: frames_dropped {} → {} (want ≥ {want})", dropped0, totals(&mesh).0);
+        println!(
+            "garbage: frames_dropped {} → {} (want ≥ {want})",
+            dropped0,
+            totals(&mesh).0
+        );
         assert!(ok, "every bad frame is counted as dropped");
 
         // 2. Wrong-signature handshake.
         let attacker = Identity::from_seed([66; 32]);
         for &t in &targets {
-            raw.send_msg(t, &LinkMsg::Hello { public_key: attacker.public_key(), nonce: [5; 16] });
-            raw.send_msg(t, &LinkMsg::Auth { signature: meshwork::proto::identity::Signature([7; 64]) });
+            raw.send_msg(
+                t,
+                &LinkMsg::Hello {
+                    public_key: attacker.public_key(),
+                    nonce: [5; 16],
+                },
+            );
+            raw.send_msg(
+                t,
+                &LinkMsg::Auth {
+                    signature: meshwork::proto::identity::Signature([7; 64]),
+                },
+            );
         }
         let ok = mesh.run_until(Duration::from_secs(10), |m| totals(m).1 >= rejected0 + 2);
-        assert!(ok, "wrong-signature handshakes rejected: {:?}", totals(&mesh));
+        assert!(
+            ok,
+            "wrong-signature handshakes rejected: {:?}",
+            totals(&mesh)
+        );
         drop(raw);
 
         // 3. Replayed handshake: a valid Auth made on one link, replayed on another.
@@ -359,11 +456,27 @@ fn bad_input_over_real_links_is_dropped() {
         let mut captured = Vec::new();
         let ok = mesh.run_until(Duration::from_secs(10), |_| {
             for (from, hello) in honest.hellos() {
-                let LinkMsg::Hello { nonce: their_nonce, .. } = hello else { continue };
+                let LinkMsg::Hello {
+                    nonce: their_nonce, ..
+                } = hello
+                else {
+                    continue;
+                };
                 let our_nonce = [9u8; 16];
-                let m = auth_message(local, TransportId(from.0.into_bytes()), &their_nonce, &our_nonce);
+                let m = auth_message(
+                    local,
+                    TransportId(from.0.into_bytes()),
+                    &their_nonce,
+                    &our_nonce,
+                );
                 let signature = attacker.sign(Domain::LinkAuth, &m);
-                honest.send_msg(from, &LinkMsg::Hello { public_key: attacker.public_key(), nonce: our_nonce });
+                honest.send_msg(
+                    from,
+                    &LinkMsg::Hello {
+                        public_key: attacker.public_key(),
+                        nonce: our_nonce,
+                    },
+                );
                 honest.send_msg(from, &LinkMsg::Auth { signature });
                 captured.push(signature);
             }
@@ -372,7 +485,10 @@ fn bad_input_over_real_links_is_dropped() {
         assert!(ok, "captured valid handshakes");
         let attacker_id = attacker.peer_id();
         assert!(
-            mesh.run_until(Duration::from_secs(10), |m| m.peers.iter().all(|p| p.linked().contains(&attacker_id))),
+            mesh.run_until(Duration::from_secs(10), |m| m
+                .peers
+                .iter()
+                .all(|p| p.linked().contains(&attacker_id))),
             "the valid handshake is accepted"
         );
         let (_, rejected1) = totals(&mesh);
@@ -380,9 +496,20 @@ fn bad_input_over_real_links_is_dropped() {
         let targets = raw_connect(&mut mesh, &mut replay, 3);
         let honest_peer = honest.id.expect("id");
         for &t in targets.iter().filter(|t| **t != honest_peer) {
-            replay.send_msg(t, &LinkMsg::Hello { public_key: attacker.public_key(), nonce: [9; 16] });
+            replay.send_msg(
+                t,
+                &LinkMsg::Hello {
+                    public_key: attacker.public_key(),
+                    nonce: [9; 16],
+                },
+            );
             for signature in &captured {
-                replay.send_msg(t, &LinkMsg::Auth { signature: *signature });
+                replay.send_msg(
+                    t,
+                    &LinkMsg::Auth {
+                        signature: *signature,
+                    },
+                );
             }
         }
         let ok = mesh.run_until(Duration::from_secs(10), |m| totals(m).1 >= rejected1 + 2);
@@ -393,23 +520,38 @@ fn bad_input_over_real_links_is_dropped() {
         // 4. Malformed signalling relayed through the mesh by an authenticated peer whose link
         //    a has agreed to (as a's overlay does on a signed connect request).
         let evil = mesh.join(&url, 3, &cfg);
-        assert!(mesh.run_until(Duration::from_secs(20), |m| m.linked(evil, a)), "evil links to a");
+        assert!(
+            mesh.run_until(Duration::from_secs(20), |m| m.linked(evil, a)),
+            "evil links to a"
+        );
         let target = mesh.peers[a].id();
         let (now, evil_id) = (mesh.now_ms(), mesh.peers[evil].id());
         mesh.peers[a].node.transport.accept(now, evil_id);
         let bad_offer = |sdp: String| {
-            wire::encode_body(&MeshSignal::ToAcceptor { dialler: [3; 16], signal: SignalKind::Offer(sdp) }).expect("encode")
+            wire::encode_body(&MeshSignal::ToAcceptor {
+                dialler: [3; 16],
+                signal: SignalKind::Offer(sdp),
+            })
+            .expect("encode")
         };
-        let audio = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n".to_owned();
+        let audio =
+            "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n"
+                .to_owned();
         let cases: Vec<(&str, Vec<u8>)> = vec![
             ("undecodable", vec![9, 9, 9]),
             ("sdp", bad_offer("v=0\r\ngarbage".into())),
             ("sdp", bad_offer(audio)),
-            ("too large", bad_offer(format!("v=0\r\n{}", "a=x\r\n".repeat(4000)))),
+            (
+                "too large",
+                bad_offer(format!("v=0\r\n{}", "a=x\r\n".repeat(4000))),
+            ),
             (
                 "unexpected",
-                wire::encode_body(&MeshSignal::ToAcceptor { dialler: [3; 16], signal: SignalKind::Answer("v=0".into()) })
-                    .expect("encode"),
+                wire::encode_body(&MeshSignal::ToAcceptor {
+                    dialler: [3; 16],
+                    signal: SignalKind::Answer("v=0".into()),
+                })
+                .expect("encode"),
             ),
             (
                 "unexpected",
@@ -422,15 +564,23 @@ fn bad_input_over_real_links_is_dropped() {
             ),
             (
                 "unexpected",
-                wire::encode_body(&MeshSignal::ToAcceptor { dialler: [3; 16], signal: SignalKind::Candidate("{".into()) })
-                    .expect("encode"),
+                wire::encode_body(&MeshSignal::ToAcceptor {
+                    dialler: [3; 16],
+                    signal: SignalKind::Candidate("{".into()),
+                })
+                .expect("encode"),
             ),
         ];
         for (want, payload) in cases {
             let before = mesh.peers[a].node.transport.stats().signals_rejected;
             let now = mesh.now_ms();
-            mesh.peers[evil].node.overlay.send_signal(now, target, payload);
-            let ok = mesh.run_until(Duration::from_secs(5), |m| m.peers[a].node.transport.stats().signals_rejected > before);
+            mesh.peers[evil]
+                .node
+                .overlay
+                .send_signal(now, target, payload);
+            let ok = mesh.run_until(Duration::from_secs(5), |m| {
+                m.peers[a].node.transport.stats().signals_rejected > before
+            });
             assert!(ok, "{want}: signal rejected");
             let reason = mesh.peers[a].node.transport.last_rejection().cloned();
             println!("relayed {want}: rejected: {reason:?}");
@@ -443,7 +593,11 @@ fn bad_input_over_real_links_is_dropped() {
             };
             assert_eq!(kind, want);
         }
-        assert_eq!(mesh.peers[a].node.transport.link_sockets(), 0, "no socket was created for a malformed offer");
+        assert_eq!(
+            mesh.peers[a].node.transport.link_sockets(),
+            0,
+            "no socket was created for a malformed offer"
+        );
 
         // The node is up and its other links still route.
         assert!(mesh.linked(a, b));

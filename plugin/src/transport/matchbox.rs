@@ -323,12 +323,12 @@ impl MatchboxTransport {
                 PeerState::Disconnected => {
                     b.waiting.retain(|w| *w != id);
                     b.early.remove(&id);
-                    if let Some(bl) = b.links.get_mut(&id) {
-                        if bl.in_use {
-                            bl.in_use = false;
-                            self.stats.links_down += 1;
-                            out.push(TransportEvent::LinkDown { link: bl.link });
-                        }
+                    if let Some(bl) = b.links.get_mut(&id)
+                        && bl.in_use
+                    {
+                        bl.in_use = false;
+                        self.stats.links_down += 1;
+                        out.push(TransportEvent::LinkDown { link: bl.link });
                     }
                 }
             }
@@ -469,11 +469,9 @@ impl MatchboxTransport {
             }
         }
         for link in dead {
-            if let Some(m) = self.mesh.remove(&link) {
-                if m.up {
-                    self.stats.links_down += 1;
-                    out.push(TransportEvent::LinkDown { link });
-                }
+            if self.mesh.remove(&link).is_some_and(|m| m.up) {
+                self.stats.links_down += 1;
+                out.push(TransportEvent::LinkDown { link });
             }
         }
     }
@@ -507,10 +505,10 @@ impl MatchboxTransport {
                     return Err(SignalError::Unexpected("signal for no link we know"));
                 };
                 let timeout = self.config.connect_timeout_ms;
-                if !self
+                if self
                     .accepts
                     .get(&from)
-                    .is_some_and(|t| now_ms.saturating_sub(*t) <= timeout)
+                    .is_none_or(|t| now_ms.saturating_sub(*t) > timeout)
                 {
                     return Err(SignalError::Unexpected(
                         "offer from a peer we did not accept",
@@ -747,13 +745,13 @@ impl Transport for MatchboxTransport {
         }
         if let Some(b) = self.bootstrap.as_mut() {
             let id = b.by_link.get(&link).copied();
-            if let Some(bl) = id.and_then(|id| b.links.get_mut(&id)) {
-                if bl.in_use {
-                    // Retired: matchbox cannot close one peer of a socket (see module docs).
-                    bl.in_use = false;
-                    self.stats.links_down += 1;
-                    self.queued.push(TransportEvent::LinkDown { link });
-                }
+            if let Some(bl) = id.and_then(|id| b.links.get_mut(&id))
+                && bl.in_use
+            {
+                // Retired: matchbox cannot close one peer of a socket (see module docs).
+                bl.in_use = false;
+                self.stats.links_down += 1;
+                self.queued.push(TransportEvent::LinkDown { link });
             }
         }
     }

@@ -56,7 +56,11 @@ pub struct SignallingConfig {
 
 impl Default for SignallingConfig {
     fn default() -> Self {
-        Self { bind: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), introductions: 3, room_members_max: 4096 }
+        Self {
+            bind: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            introductions: 3,
+            room_members_max: 4096,
+        }
     }
 }
 
@@ -102,7 +106,9 @@ pub struct SignallingServer {
 
 impl std::fmt::Debug for SignallingServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SignallingServer").field("addr", &self.addr).finish_non_exhaustive()
+        f.debug_struct("SignallingServer")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
     }
 }
 
@@ -117,10 +123,16 @@ impl SignallingServer {
             counters: counters.clone(),
         };
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let mut server = SignalingServerBuilder::<Introducer, NoCallbacks, IntroState>::new(config.bind, Introducer, state)
-            .with_shutdown(rx)
-            .build();
-        let addr = server.bind().map_err(|e| SignallingError::Bind(e.to_string()))?;
+        let mut server = SignalingServerBuilder::<Introducer, NoCallbacks, IntroState>::new(
+            config.bind,
+            Introducer,
+            state,
+        )
+        .with_shutdown(rx)
+        .build();
+        let addr = server
+            .bind()
+            .map_err(|e| SignallingError::Bind(e.to_string()))?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -136,7 +148,12 @@ impl SignallingServer {
             })
             .map_err(|e| SignallingError::Runtime(e.to_string()))?;
         tracing::info!(%addr, "signalling server listening");
-        Ok(Self { addr, shutdown: Some(tx), thread: Some(thread), counters })
+        Ok(Self {
+            addr,
+            shutdown: Some(tx),
+            thread: Some(thread),
+            counters,
+        })
     }
 
     /// The bound address.
@@ -229,7 +246,9 @@ enum JsonSignal {
 
 impl IntroState {
     fn lock(&self) -> MutexGuard<'_, Rooms> {
-        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn reject(&self, peer: SocketId, reason: &dyn std::fmt::Display) {
@@ -254,11 +273,11 @@ impl IntroState {
         }
         let event = Message::Text(JsonPeerEvent::NewPeer(newcomer).to_string().into());
         for member in &members[..k] {
-            if let Some(tx) = r.members.get(member) {
-                if try_send(tx, event.clone()).is_ok() {
-                    r.pairs.insert((*member, newcomer), PairState::default());
-                    self.counters.introductions.fetch_add(1, Ordering::Relaxed);
-                }
+            if let Some(tx) = r.members.get(member)
+                && try_send(tx, event.clone()).is_ok()
+            {
+                r.pairs.insert((*member, newcomer), PairState::default());
+                self.counters.introductions.fetch_add(1, Ordering::Relaxed);
             }
         }
         r.members.insert(newcomer, sender);
@@ -279,11 +298,20 @@ impl IntroState {
     }
 
     /// Relay `data` from `from` to `to` if they were introduced and it is a valid next signal.
-    fn relay(&self, room: &str, from: SocketId, to: SocketId, data: serde_json::Value) -> Result<(), SignalError> {
-        let signal: JsonSignal =
-            serde_json::from_value(data.clone()).map_err(|e| SignalError::Undecodable(e.to_string()))?;
+    fn relay(
+        &self,
+        room: &str,
+        from: SocketId,
+        to: SocketId,
+        data: serde_json::Value,
+    ) -> Result<(), SignalError> {
+        let signal: JsonSignal = serde_json::from_value(data.clone())
+            .map_err(|e| SignalError::Undecodable(e.to_string()))?;
         let mut rooms = self.lock();
-        let r = rooms.rooms.get_mut(room).ok_or(SignalError::Unexpected("no such room"))?;
+        let r = rooms
+            .rooms
+            .get_mut(room)
+            .ok_or(SignalError::Unexpected("no such room"))?;
         let (pair, from_offerer) = if r.pairs.contains_key(&(from, to)) {
             ((from, to), true)
         } else if r.pairs.contains_key(&(to, from)) {
@@ -291,7 +319,10 @@ impl IntroState {
         } else {
             return Err(SignalError::Unexpected("peers were not introduced"));
         };
-        let state = r.pairs.get_mut(&pair).ok_or(SignalError::Unexpected("peers were not introduced"))?;
+        let state = r
+            .pairs
+            .get_mut(&pair)
+            .ok_or(SignalError::Unexpected("peers were not introduced"))?;
         if state.signals >= SIGNALS_PER_PAIR_MAX {
             return Err(SignalError::Limit("signals for this pair"));
         }
@@ -305,11 +336,22 @@ impl IntroState {
                 state.answered = true;
             }
             (JsonSignal::IceCandidate(c), _) => validate::check_candidate_json(c)?,
-            _ => return Err(SignalError::Unexpected("offer/answer out of order or from the wrong side")),
+            _ => {
+                return Err(SignalError::Unexpected(
+                    "offer/answer out of order or from the wrong side",
+                ));
+            }
         }
         state.signals += 1;
-        let tx = r.members.get(&to).ok_or(SignalError::Unexpected("receiver left"))?;
-        let event = Message::Text(JsonPeerEvent::Signal { sender: from, data }.to_string().into());
+        let tx = r
+            .members
+            .get(&to)
+            .ok_or(SignalError::Unexpected("receiver left"))?;
+        let event = Message::Text(
+            JsonPeerEvent::Signal { sender: from, data }
+                .to_string()
+                .into(),
+        );
         try_send(tx, event).map_err(|_| SignalError::Unexpected("receiver unreachable"))?;
         self.counters.relayed.fetch_add(1, Ordering::Relaxed);
         Ok(())
@@ -319,17 +361,28 @@ impl IntroState {
 #[async_trait::async_trait]
 impl SignalingTopology<NoCallbacks, IntroState> for Introducer {
     async fn state_machine(upgrade: WsStateMeta<NoCallbacks, IntroState>) {
-        let WsStateMeta { room, peer_id, sender, mut receiver, state, .. } = upgrade;
+        let WsStateMeta {
+            room,
+            peer_id,
+            sender,
+            mut receiver,
+            state,
+            ..
+        } = upgrade;
         if !state.join(&room, peer_id, sender) {
             state.reject(peer_id, &"room full");
             return;
         }
         while let Some(message) = receiver.next().await {
-            if let Ok(Message::Text(text)) = &message {
-                if text.len() > REQUEST_BYTES_MAX {
-                    state.reject(peer_id, &SignalError::TooLarge { what: "request", bytes: text.len() });
-                    continue;
-                }
+            if let Ok(Message::Text(text)) = &message
+                && text.len() > REQUEST_BYTES_MAX
+            {
+                let too_large = SignalError::TooLarge {
+                    what: "request",
+                    bytes: text.len(),
+                };
+                state.reject(peer_id, &too_large);
+                continue;
             }
             let request = match parse_request(message) {
                 Ok(r) => r,
@@ -376,11 +429,28 @@ mod tests {
         // b may not offer (it answers); c was never introduced to b.
         assert!(state.relay("r", b, a, offer.clone()).is_err());
         assert!(state.join("r", c, c_tx));
-        assert!(state.relay("r", a, b, serde_json::json!({ "Offer": "v=0\r\nnonsense" })).is_err());
+        assert!(
+            state
+                .relay("r", a, b, serde_json::json!({ "Offer": "v=0\r\nnonsense" }))
+                .is_err()
+        );
         state.relay("r", a, b, offer.clone()).expect("valid offer");
         assert!(b_rx.try_recv().is_ok());
         assert!(state.relay("r", a, b, offer).is_err(), "second offer");
-        assert!(state.relay("r", a, b, serde_json::json!({ "IceCandidate": "{\"candidate\":\"x\"}" })).is_err());
-        assert!(state.relay("r", a, b, serde_json::json!({ "Bogus": 1 })).is_err());
+        assert!(
+            state
+                .relay(
+                    "r",
+                    a,
+                    b,
+                    serde_json::json!({ "IceCandidate": "{\"candidate\":\"x\"}" })
+                )
+                .is_err()
+        );
+        assert!(
+            state
+                .relay("r", a, b, serde_json::json!({ "Bogus": 1 }))
+                .is_err()
+        );
     }
 }

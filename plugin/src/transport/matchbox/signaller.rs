@@ -75,7 +75,6 @@ impl SignalKind {
             Self::Candidate(c) => matchbox_socket::PeerSignal::IceCandidate(c),
         }
     }
-
 }
 
 /// The transport's ends of a per-link socket's signaller.
@@ -109,21 +108,42 @@ impl ChannelSignallerBuilder {
     pub(crate) fn new() -> (Self, SignallerEnds) {
         let (events_tx, events_rx) = futures::channel::mpsc::unbounded();
         let (requests_tx, requests_rx) = futures::channel::mpsc::unbounded();
-        let signaller = ChannelSignaller { events: events_rx, requests: requests_tx };
-        (Self { inner: Mutex::new(Some(signaller)) }, SignallerEnds { events: events_tx, requests: requests_rx })
+        let signaller = ChannelSignaller {
+            events: events_rx,
+            requests: requests_tx,
+        };
+        (
+            Self {
+                inner: Mutex::new(Some(signaller)),
+            },
+            SignallerEnds {
+                events: events_tx,
+                requests: requests_rx,
+            },
+        )
     }
 }
 
 #[cfg_attr(not(target_arch = "wasm32"), async_trait)]
 #[cfg_attr(target_arch = "wasm32", async_trait(?Send))]
 impl SignallerBuilder for ChannelSignallerBuilder {
-    async fn new_signaller(&self, _attempts: Option<u16>, _room_url: String) -> Result<Box<dyn Signaller>, SignalingError> {
-        let taken = self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+    async fn new_signaller(
+        &self,
+        _attempts: Option<u16>,
+        _room_url: String,
+    ) -> Result<Box<dyn Signaller>, SignalingError> {
+        let taken = self
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
         match taken {
             Some(s) => Ok(Box::new(s)),
             // matchbox builds one signaller per socket; never return UnknownFormat or
             // StreamExhausted here (matchbox reaches `unimplemented!` on those).
-            None => Err(SignalingError::UserImplementationError("signaller already built".into())),
+            None => Err(SignalingError::UserImplementationError(
+                "signaller already built".into(),
+            )),
         }
     }
 }

@@ -63,12 +63,22 @@ fn cand_err(reason: impl Into<String>) -> SignalError {
 /// Check a remote Offer (`answer == false`) or Answer SDP.
 pub fn check_sdp(sdp: &str, answer: bool) -> Result<(), SignalError> {
     if sdp.len() > SDP_BYTES_MAX {
-        return Err(SignalError::TooLarge { what: "SDP", bytes: sdp.len() });
+        return Err(SignalError::TooLarge {
+            what: "SDP",
+            bytes: sdp.len(),
+        });
     }
-    if !sdp.bytes().all(|b| b == b'\r' || b == b'\n' || (0x20..0x7f).contains(&b)) {
+    if !sdp
+        .bytes()
+        .all(|b| b == b'\r' || b == b'\n' || (0x20..0x7f).contains(&b))
+    {
         return Err(sdp_err("non-printable or non-ASCII bytes"));
     }
-    let lines: Vec<&str> = sdp.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)).filter(|l| !l.is_empty()).collect();
+    let lines: Vec<&str> = sdp
+        .split('\n')
+        .map(|l| l.strip_suffix('\r').unwrap_or(l))
+        .filter(|l| !l.is_empty())
+        .collect();
     if lines.len() > SDP_LINES_MAX {
         return Err(sdp_err(format!("{} lines", lines.len())));
     }
@@ -96,7 +106,9 @@ pub fn check_sdp(sdp: &str, answer: bool) -> Result<(), SignalError> {
                 check_media_line(value)?;
             }
             b'a' => {
-                let (key, val) = value.split_once(':').map_or((value, None), |(k, v)| (k, Some(v)));
+                let (key, val) = value
+                    .split_once(':')
+                    .map_or((value, None), |(k, v)| (k, Some(v)));
                 match (key, val) {
                     ("ice-ufrag", Some(v)) => ufrags.push(v),
                     ("ice-pwd", Some(v)) => pwds.push(v),
@@ -107,13 +119,16 @@ pub fn check_sdp(sdp: &str, answer: bool) -> Result<(), SignalError> {
                         candidates += 1;
                         check_candidate_line(v)?;
                     }
-                    ("sctp-port", Some(v)) if v.parse::<u16>().is_err() => return Err(sdp_err("bad sctp-port")),
+                    ("sctp-port", Some(v)) if v.parse::<u16>().is_err() => {
+                        return Err(sdp_err("bad sctp-port"));
+                    }
                     ("max-message-size", Some(v)) if v.parse::<u64>().is_err() => {
                         return Err(sdp_err("bad max-message-size"));
                     }
                     ("ice-lite", _) => return Err(sdp_err("ice-lite is not supported")),
                     (
-                        "ice-ufrag" | "ice-pwd" | "fingerprint" | "setup" | "candidate" | "sctp-port" | "max-message-size",
+                        "ice-ufrag" | "ice-pwd" | "fingerprint" | "setup" | "candidate"
+                        | "sctp-port" | "max-message-size",
                         None,
                     ) => return Err(sdp_err(format!("a={key} without a value"))),
                     _ => {}
@@ -123,13 +138,19 @@ pub fn check_sdp(sdp: &str, answer: bool) -> Result<(), SignalError> {
         }
     }
     if media_lines != 1 {
-        return Err(sdp_err(format!("{media_lines} media sections (want one m=application)")));
+        return Err(sdp_err(format!(
+            "{media_lines} media sections (want one m=application)"
+        )));
     }
     if candidates > SDP_CANDIDATES_MAX {
         return Err(sdp_err(format!("{candidates} candidates")));
     }
     match mid {
-        Some(m) if !m.is_empty() && m.len() <= 32 && m.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') => {}
+        Some(m)
+            if !m.is_empty()
+                && m.len() <= 32
+                && m.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') => {}
         _ => return Err(sdp_err("missing or bad a=mid")),
     }
     let ufrag = one_value(&ufrags, "ice-ufrag")?;
@@ -143,9 +164,16 @@ pub fn check_sdp(sdp: &str, answer: bool) -> Result<(), SignalError> {
     check_fingerprint(one_value(&fingerprints, "fingerprint")?)?;
     if !setups.is_empty() {
         let setup = one_value(&setups, "setup")?;
-        let ok = if answer { matches!(setup, "active" | "passive") } else { matches!(setup, "actpass" | "active" | "passive") };
+        let ok = if answer {
+            matches!(setup, "active" | "passive")
+        } else {
+            matches!(setup, "actpass" | "active" | "passive")
+        };
         if !ok {
-            return Err(sdp_err(format!("a=setup:{setup} in an {}", if answer { "answer" } else { "offer" })));
+            return Err(sdp_err(format!(
+                "a=setup:{setup} in an {}",
+                if answer { "answer" } else { "offer" }
+            )));
         }
     }
     native::parse_sdp(sdp)
@@ -153,7 +181,9 @@ pub fn check_sdp(sdp: &str, answer: bool) -> Result<(), SignalError> {
 
 /// The single distinct value of an attribute that may appear at session and media level.
 fn one_value<'a>(values: &[&'a str], name: &str) -> Result<&'a str, SignalError> {
-    let Some(first) = values.first() else { return Err(sdp_err(format!("no a={name}"))) };
+    let Some(first) = values.first() else {
+        return Err(sdp_err(format!("no a={name}")));
+    };
     if values.iter().any(|v| v != first) {
         return Err(sdp_err(format!("conflicting a={name}")));
     }
@@ -166,12 +196,15 @@ fn check_media_line(value: &str) -> Result<(), SignalError> {
         return Err(sdp_err("short m= line"));
     };
     if *media != "application" {
-        return Err(sdp_err(format!("m={media} (only data channels are allowed)")));
+        return Err(sdp_err(format!(
+            "m={media} (only data channels are allowed)"
+        )));
     }
     if port.parse::<u16>().is_err() {
         return Err(sdp_err("bad m= port"));
     }
-    let sctp_new = matches!(*proto, "UDP/DTLS/SCTP" | "TCP/DTLS/SCTP") && formats == ["webrtc-datachannel"];
+    let sctp_new =
+        matches!(*proto, "UDP/DTLS/SCTP" | "TCP/DTLS/SCTP") && formats == ["webrtc-datachannel"];
     let sctp_old = *proto == "DTLS/SCTP" && formats.len() == 1 && formats[0].parse::<u16>().is_ok();
     if !(sctp_new || sctp_old) {
         return Err(sdp_err("m=application is not an SCTP data channel"));
@@ -180,7 +213,9 @@ fn check_media_line(value: &str) -> Result<(), SignalError> {
 }
 
 fn check_fingerprint(value: &str) -> Result<(), SignalError> {
-    let Some((hash, hex)) = value.split_once(' ') else { return Err(sdp_err("bad fingerprint")) };
+    let Some((hash, hex)) = value.split_once(' ') else {
+        return Err(sdp_err("bad fingerprint"));
+    };
     let bytes = match hash.to_ascii_lowercase().as_str() {
         "sha-1" => 20,
         "sha-224" => 28,
@@ -190,7 +225,11 @@ fn check_fingerprint(value: &str) -> Result<(), SignalError> {
         _ => return Err(sdp_err("unknown fingerprint hash")),
     };
     let pairs: Vec<&str> = hex.split(':').collect();
-    if pairs.len() != bytes || !pairs.iter().all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit())) {
+    if pairs.len() != bytes
+        || !pairs
+            .iter()
+            .all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit()))
+    {
         return Err(sdp_err("bad fingerprint value"));
     }
     Ok(())
@@ -205,7 +244,18 @@ fn is_ice_char(b: u8) -> bool {
 pub fn check_candidate_line(value: &str) -> Result<(), SignalError> {
     let value = value.strip_prefix("candidate:").unwrap_or(value);
     let parts: Vec<&str> = value.split(' ').collect();
-    let [foundation, component, transport, priority, address, port, typ, kind, rest @ ..] = parts.as_slice() else {
+    let [
+        foundation,
+        component,
+        transport,
+        priority,
+        address,
+        port,
+        typ,
+        kind,
+        rest @ ..,
+    ] = parts.as_slice()
+    else {
         return Err(cand_err("too few fields"));
     };
     if foundation.is_empty() || foundation.len() > 32 || !foundation.bytes().all(is_ice_char) {
@@ -232,14 +282,18 @@ pub fn check_candidate_line(value: &str) -> Result<(), SignalError> {
     }
     for pair in rest.chunks(2) {
         let (key, val) = (pair[0], pair[1]);
-        let token = |s: &str| !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| (0x21..0x7f).contains(&b));
+        let token = |s: &str| {
+            !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| (0x21..0x7f).contains(&b))
+        };
         if !token(key) || !token(val) {
             return Err(cand_err("bad extension field"));
         }
         match key {
             "raddr" => check_address(val)?,
             "rport" if val.parse::<u16>().is_err() => return Err(cand_err("bad rport")),
-            "tcptype" if !matches!(val, "active" | "passive" | "so") => return Err(cand_err("bad tcptype")),
+            "tcptype" if !matches!(val, "active" | "passive" | "so") => {
+                return Err(cand_err("bad tcptype"));
+            }
             _ => {}
         }
     }
@@ -253,17 +307,29 @@ fn check_address(address: &str) -> Result<(), SignalError> {
     }
     let name_ok = address.len() <= 253
         && address.ends_with(".local")
-        && address.split('.').all(|l| !l.is_empty() && l.len() <= 63 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
-    if name_ok { Ok(()) } else { Err(cand_err("bad address")) }
+        && address.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
+    if name_ok {
+        Ok(())
+    } else {
+        Err(cand_err("bad address"))
+    }
 }
 
 /// Check a trickled candidate as matchbox carries it: the JSON of an `RTCIceCandidateInit`
 /// (`candidate`, optional `sdpMid`, `sdpMLineIndex`, `usernameFragment`), or `null`.
 pub fn check_candidate_json(json: &str) -> Result<(), SignalError> {
     if json.len() > CANDIDATE_BYTES_MAX {
-        return Err(SignalError::TooLarge { what: "ICE candidate", bytes: json.len() });
+        return Err(SignalError::TooLarge {
+            what: "ICE candidate",
+            bytes: json.len(),
+        });
     }
-    let value: serde_json::Value = serde_json::from_str(json).map_err(|e| cand_err(format!("not JSON: {e}")))?;
+    let value: serde_json::Value =
+        serde_json::from_str(json).map_err(|e| cand_err(format!("not JSON: {e}")))?;
     let object = match value {
         serde_json::Value::Null => return Ok(()),
         serde_json::Value::Object(o) => o,
@@ -274,7 +340,8 @@ pub fn check_candidate_json(json: &str) -> Result<(), SignalError> {
         match (key.as_str(), v) {
             ("candidate", serde_json::Value::String(s)) => candidate = Some(s.as_str()),
             ("sdpMid" | "usernameFragment", serde_json::Value::String(s)) if s.len() <= 256 => {}
-            ("sdpMLineIndex", serde_json::Value::Number(n)) if n.as_u64().is_some_and(|i| i <= u64::from(u16::MAX)) => {}
+            ("sdpMLineIndex", serde_json::Value::Number(n))
+                if n.as_u64().is_some_and(|i| i <= u64::from(u16::MAX)) => {}
             ("sdpMid" | "usernameFragment" | "sdpMLineIndex", serde_json::Value::Null) => {}
             _ => return Err(cand_err(format!("unexpected field {key:?}"))),
         }
@@ -300,7 +367,9 @@ mod native {
     }
 
     pub(super) fn parse_candidate(value: &str) -> Result<(), SignalError> {
-        rtc_ice::candidate::unmarshal_candidate(value).map(|_| ()).map_err(|e| cand_err(format!("rtc-ice: {e}")))
+        rtc_ice::candidate::unmarshal_candidate(value)
+            .map(|_| ())
+            .map_err(|e| cand_err(format!("rtc-ice: {e}")))
     }
 }
 
@@ -350,10 +419,16 @@ mod tests {
             String::new(),
             "hello".into(),
             "v=0\r\nhello".into(),
-            OFFER.replace("m=application 9 UDP/DTLS/SCTP webrtc-datachannel", "m=audio 9 UDP/TLS/RTP/SAVPF 111"),
+            OFFER.replace(
+                "m=application 9 UDP/DTLS/SCTP webrtc-datachannel",
+                "m=audio 9 UDP/TLS/RTP/SAVPF 111",
+            ),
             OFFER.replace("a=mid:0\r\n", ""),
             OFFER.replace("a=ice-ufrag:yxYbdcQyAqTtFZsl\r\n", ""),
-            OFFER.replace("a=ice-pwd:VJhRRoQzrWPqdwGJVJQpbeVNIGCjsHdz", "a=ice-pwd:short"),
+            OFFER.replace(
+                "a=ice-pwd:VJhRRoQzrWPqdwGJVJQpbeVNIGCjsHdz",
+                "a=ice-pwd:short",
+            ),
             OFFER.replace("sha-256 0F:74", "sha-999 0F:74"),
             OFFER.replace("a=fingerprint", "a=x-fingerprint"),
             OFFER.replace("typ host", "typ martian"),
@@ -363,7 +438,10 @@ mod tests {
             OFFER.replace("s=-", "s=\u{1}"),
         ];
         for (i, sdp) in cases.iter().enumerate() {
-            assert!(check_sdp(sdp, false).is_err(), "case {i} should be rejected");
+            assert!(
+                check_sdp(sdp, false).is_err(),
+                "case {i} should be rejected"
+            );
         }
     }
 
@@ -385,7 +463,10 @@ mod tests {
             r#"{"candidate":"garbage"}"#,
             r#"{"candidate":"candidate:1 1 udp 1 192.0.2.2 99999 typ host"}"#,
         ] {
-            assert!(check_candidate_json(bad).is_err(), "{bad:?} should be rejected");
+            assert!(
+                check_candidate_json(bad).is_err(),
+                "{bad:?} should be rejected"
+            );
         }
     }
 }
