@@ -4,6 +4,7 @@
 //!
 //! The Rust contracts must be built first: `scripts/build-contracts.sh` (CI runs it before the
 //! tests). WAT edge cases in `assets/contracts/` are compiled here with the `wat` crate.
+#![allow(clippy::unwrap_used, reason = "a test should fail loudly on the first surprise")]
 
 mod world_scenario;
 

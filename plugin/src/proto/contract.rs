@@ -101,7 +101,7 @@ mod validate;
 
 pub use abi::{ABI_MODULE, CALL_ABORTED, CALL_NO_CONTRACT, CALL_OUT_OF_FUEL, CALL_TRAPPED};
 pub use error::{ContractError, TrapKind};
-pub use host::{ContractHost, TransitionResult};
+pub use host::{ContractHost, StateEntry, TransitionResult};
 pub use merkle::{EMPTY_ROOT, MerkleMap, MerkleProof, ProofTerminal};
 pub use params::{ConsensusParams, FuelCosts, PAGE_BYTES};
 pub use types::{

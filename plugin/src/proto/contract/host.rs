@@ -14,6 +14,9 @@ use super::params::ConsensusParams;
 use super::types::{Address, CodeHash, ContractId, Digest, Fuel, Input, Receipt, StateRoot, Tick};
 use super::validate;
 
+/// One key-value pair of a contract's state.
+pub type StateEntry = (Vec<u8>, Vec<u8>);
+
 /// Runs deterministic wasm contracts over Merkle-committed state.
 ///
 /// Sans-IO and single-threaded: no clock, no randomness, no threads. Cloning is cheap (modules
@@ -309,7 +312,7 @@ impl ContractHost {
     pub fn export_state(
         &self,
         contract: &ContractId,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, ContractError> {
+    ) -> Result<Vec<StateEntry>, ContractError> {
         Ok(self
             .entry(contract)?
             .state
@@ -325,7 +328,7 @@ impl ContractHost {
         &mut self,
         contract: ContractId,
         code: CodeHash,
-        entries: &[(Vec<u8>, Vec<u8>)],
+        entries: &[StateEntry],
         expected_root: StateRoot,
     ) -> Result<(), ContractError> {
         if !self.has_code(&code) {

@@ -468,7 +468,7 @@ mod tests {
         let mut model = BTreeMap::new();
         for step in 0..3000 {
             let key = (rng(&mut seed) % 300).to_le_bytes().to_vec();
-            if rng(&mut seed) % 3 == 0 {
+            if rng(&mut seed).is_multiple_of(3) {
                 assert_eq!(map.remove(&key), model.remove(&key).is_some());
             } else {
                 let value = rng(&mut seed).to_le_bytes().to_vec();

@@ -213,9 +213,10 @@ impl ConsensusParams {
             .wasm_tail_call(false)
             .wasm_custom_page_sizes(false)
             .wasm_wide_arithmetic(false);
-        let mut operators = wasmi::OperatorCost::default();
-        operators.memory_grow = self.costs.memory_grow;
-        config.operator_cost(operators);
+        config.operator_cost(wasmi::OperatorCost {
+            memory_grow: self.costs.memory_grow,
+            ..wasmi::OperatorCost::default()
+        });
         config.fuel_cost(wasmi::CustomFuelCosts {
             bytes_copied_per_fuel: self.costs.bytes_copied_per_fuel,
             // Translation is eager and done at load time, outside any input, so these are never
