@@ -4,7 +4,10 @@
 //!
 //! The Rust contracts must be built first: `scripts/build-contracts.sh` (CI runs it before the
 //! tests). WAT edge cases in `assets/contracts/` are compiled here with the `wat` crate.
-#![allow(clippy::unwrap_used, reason = "a test should fail loudly on the first surprise")]
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test should fail loudly on the first surprise"
+)]
 
 mod world_scenario;
 
@@ -733,6 +736,24 @@ fn transitions_are_pure_and_a_fork_verifies_them() {
         fresh.import_contract(w.world, code, &entries, wrong),
         Err(ContractError::StateRootMismatch { .. })
     ));
+}
+
+#[test]
+fn one_big_transition_equals_inputs_applied_one_by_one() {
+    // 600 inputs in one transition share wasmi stores (recycled every 16 MiB of dead instances);
+    // applied one by one, each input gets its own store. Nothing observable may differ.
+    let batch = world_scenario::setup(&built("token"), &built("world"));
+    let mut single = world_scenario::setup(&built("token"), &built("world"));
+    let mut rng = world_scenario::Rng::new(99);
+    let inputs: Vec<Input> = (0..600)
+        .map(|i| world_scenario::random_input(&batch, &mut rng, i))
+        .collect();
+    let mut batch_host = batch.host;
+    let result = batch_host.apply_transition(&inputs);
+    let receipts: Vec<_> = inputs.iter().map(|i| single.host.apply(i)).collect();
+    assert_eq!(result.receipts, receipts);
+    assert_eq!(batch_host.root(), single.host.root());
+    assert!(receipts.iter().filter(|r| r.result.is_ok()).count() > 100);
 }
 
 const DETERMINISM_INPUTS: u64 = 10_000;

@@ -91,6 +91,7 @@
 //! input's own pending writes.
 
 mod abi;
+mod batch;
 mod error;
 mod exec;
 mod host;

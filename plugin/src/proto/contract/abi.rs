@@ -2,7 +2,7 @@
 //! before doing work, checks lengths against the limits before touching memory, and reports
 //! misuse as a typed trap; none can panic.
 
-use wasmi::{Caller, Linker, ValType};
+use wasmi::{Caller, Func, Linker, Store, ValType};
 
 use super::error::ContractError;
 use super::exec::{CALL_EXPORT, ExecState, charge, invoke, trap};
@@ -112,103 +112,128 @@ fn check_len(len: i32, max: u32, error: ContractError) -> HostResult<u32> {
     Ok(len)
 }
 
-/// Builds the linker holding every host function of the ABI.
-pub(crate) fn linker(engine: &wasmi::Engine) -> Result<Linker<ExecState>, ContractError> {
-    let mut l = Linker::<ExecState>::new(engine);
-    define(&mut l).map_err(|e| ContractError::Internal {
+/// Creates every host function of the ABI in `store` and a linker that resolves imports to them.
+///
+/// Done once per store rather than with store-independent `Linker::func_wrap` definitions, which
+/// would allocate a fresh host function entity per import on *every* instantiation (and every
+/// call instantiates).
+pub(crate) fn linker(store: &mut Store<ExecState>) -> Result<Linker<ExecState>, ContractError> {
+    let mut l = Linker::<ExecState>::new(store.engine());
+    define(&mut l, store).map_err(|e| ContractError::Internal {
         reason: e.to_string(),
     })?;
     Ok(l)
 }
 
-fn define(l: &mut Linker<ExecState>) -> Result<(), wasmi::errors::LinkerError> {
+fn define(
+    l: &mut Linker<ExecState>,
+    s: &mut Store<ExecState>,
+) -> Result<(), wasmi::errors::LinkerError> {
     let m = ABI_MODULE;
-    l.func_wrap(m, "input_len", |mut ctx: Ctx<'_>| -> HostResult<i32> {
-        charge_call(&mut ctx, 0, 0)?;
-        i32_of(ctx.data().frame()?.input.len())
-    })?;
-    l.func_wrap(
+    l.define(
+        m,
+        "input_len",
+        Func::wrap(&mut *s, |mut ctx: Ctx<'_>| -> HostResult<i32> {
+            charge_call(&mut ctx, 0, 0)?;
+            i32_of(ctx.data().frame()?.input.len())
+        }),
+    )?;
+    l.define(
         m,
         "input_read",
-        |mut ctx: Ctx<'_>, dst: i32| -> HostResult<()> {
+        Func::wrap(&mut *s, |mut ctx: Ctx<'_>, dst: i32| -> HostResult<()> {
             let input = ctx.data().frame()?.input.clone();
             charge_call(&mut ctx, 0, input.len() as u64)?;
             write_memory(&mut ctx, dst, &input)
-        },
+        }),
     )?;
-    l.func_wrap(
+    l.define(
         m,
         "output",
-        |mut ctx: Ctx<'_>, src: i32, len: i32| -> HostResult<()> {
-            let max = ctx.data().shared.params.output_bytes_max;
-            let what = ContractError::ArgumentTooLarge { what: "output" };
-            let len = check_len(len, max, what)?;
-            charge_call(&mut ctx, 0, u64::from(len))?;
-            let bytes = read_memory(&ctx, src, len)?;
-            ctx.data_mut().frame_mut()?.output = bytes;
-            Ok(())
-        },
+        Func::wrap(
+            &mut *s,
+            |mut ctx: Ctx<'_>, src: i32, len: i32| -> HostResult<()> {
+                let max = ctx.data().shared.params.output_bytes_max;
+                let what = ContractError::ArgumentTooLarge { what: "output" };
+                let len = check_len(len, max, what)?;
+                charge_call(&mut ctx, 0, u64::from(len))?;
+                let bytes = read_memory(&ctx, src, len)?;
+                ctx.data_mut().frame_mut()?.output = bytes;
+                Ok(())
+            },
+        ),
     )?;
-    l.func_wrap(
+    l.define(
         m,
         "abort",
-        |mut ctx: Ctx<'_>, msg: i32, len: i32| -> HostResult<()> {
-            let max = ctx.data().shared.params.abort_message_bytes_max;
-            // Longer messages are truncated, not refused: aborting must always work.
-            let len = u32_of(len).min(max);
-            charge_call(&mut ctx, 0, u64::from(len))?;
-            let message = read_memory(&ctx, msg, len)?;
-            Err(trap(ContractError::Aborted { message }))
-        },
+        Func::wrap(
+            &mut *s,
+            |mut ctx: Ctx<'_>, msg: i32, len: i32| -> HostResult<()> {
+                let max = ctx.data().shared.params.abort_message_bytes_max;
+                // Longer messages are truncated, not refused: aborting must always work.
+                let len = u32_of(len).min(max);
+                charge_call(&mut ctx, 0, u64::from(len))?;
+                let message = read_memory(&ctx, msg, len)?;
+                Err(trap(ContractError::Aborted { message }))
+            },
+        ),
     )?;
-    l.func_wrap(
+    l.define(
         m,
         "caller",
-        |mut ctx: Ctx<'_>, dst: i32| -> HostResult<()> {
+        Func::wrap(&mut *s, |mut ctx: Ctx<'_>, dst: i32| -> HostResult<()> {
             charge_call(&mut ctx, 0, 32)?;
             let caller = ctx.data().frame()?.caller;
             write_memory(&mut ctx, dst, &caller.0)
-        },
+        }),
     )?;
-    l.func_wrap(
+    l.define(
         m,
         "self_id",
-        |mut ctx: Ctx<'_>, dst: i32| -> HostResult<()> {
+        Func::wrap(&mut *s, |mut ctx: Ctx<'_>, dst: i32| -> HostResult<()> {
             charge_call(&mut ctx, 0, 32)?;
             let id = ctx.data().frame()?.contract;
             write_memory(&mut ctx, dst, &id.0)
-        },
+        }),
     )?;
-    l.func_wrap(m, "tick", |mut ctx: Ctx<'_>| -> HostResult<i64> {
-        charge_call(&mut ctx, 0, 0)?;
-        Ok(i64::from_ne_bytes(ctx.data().tick.0.to_ne_bytes()))
-    })?;
-    l.func_wrap(m, "fuel_left", |mut ctx: Ctx<'_>| -> HostResult<i64> {
-        charge_call(&mut ctx, 0, 0)?;
-        let left = ctx.get_fuel()?;
-        Ok(i64::try_from(left).unwrap_or(i64::MAX))
-    })?;
-    l.func_wrap(m, "storage_get", storage_get)?;
-    l.func_wrap(m, "storage_set", storage_set)?;
-    l.func_wrap(m, "storage_remove", storage_remove)?;
-    l.func_wrap(m, "emit", emit)?;
-    l.func_wrap(m, "call", call)?;
-    l.func_wrap(
+    l.define(
+        m,
+        "tick",
+        Func::wrap(&mut *s, |mut ctx: Ctx<'_>| -> HostResult<i64> {
+            charge_call(&mut ctx, 0, 0)?;
+            Ok(i64::from_ne_bytes(ctx.data().tick.0.to_ne_bytes()))
+        }),
+    )?;
+    l.define(
+        m,
+        "fuel_left",
+        Func::wrap(&mut *s, |mut ctx: Ctx<'_>| -> HostResult<i64> {
+            charge_call(&mut ctx, 0, 0)?;
+            let left = ctx.get_fuel()?;
+            Ok(i64::try_from(left).unwrap_or(i64::MAX))
+        }),
+    )?;
+    l.define(m, "storage_get", Func::wrap(&mut *s, storage_get))?;
+    l.define(m, "storage_set", Func::wrap(&mut *s, storage_set))?;
+    l.define(m, "storage_remove", Func::wrap(&mut *s, storage_remove))?;
+    l.define(m, "emit", Func::wrap(&mut *s, emit))?;
+    l.define(m, "call", Func::wrap(&mut *s, call))?;
+    l.define(
         m,
         "return_data_len",
-        |mut ctx: Ctx<'_>| -> HostResult<i32> {
+        Func::wrap(&mut *s, |mut ctx: Ctx<'_>| -> HostResult<i32> {
             charge_call(&mut ctx, 0, 0)?;
             i32_of(ctx.data().frame()?.return_data.len())
-        },
+        }),
     )?;
-    l.func_wrap(
+    l.define(
         m,
         "return_data_read",
-        |mut ctx: Ctx<'_>, dst: i32| -> HostResult<()> {
+        Func::wrap(&mut *s, |mut ctx: Ctx<'_>, dst: i32| -> HostResult<()> {
             let data = ctx.data().frame()?.return_data.clone();
             charge_call(&mut ctx, 0, data.len() as u64)?;
             write_memory(&mut ctx, dst, &data)
-        },
+        }),
     )?;
     Ok(())
 }

@@ -4,12 +4,12 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use wasmi::{AsContextMut, Linker, Memory, Module, Store, TrapCode};
+use wasmi::{AsContextMut, Engine, Linker, Memory, Module, TrapCode};
 
 use super::error::{ContractError, TrapKind};
 use super::merkle::MerkleMap;
-use super::params::{ConsensusParams, PAGE_BYTES};
-use super::types::{Address, CodeHash, ContractId, Event, Fuel, Input, Receipt, Tick};
+use super::params::ConsensusParams;
+use super::types::{Address, CodeHash, ContractId, Event, Tick};
 
 /// Export run for every call.
 pub(crate) const CALL_EXPORT: &str = "mw_call";
@@ -25,11 +25,11 @@ pub(crate) struct ContractEntry {
     pub(crate) state: MerkleMap,
 }
 
-/// What every execution shares: parameters, the linker with the host functions, loaded modules.
+/// What every execution shares: parameters, the engine, loaded modules.
 #[derive(Clone, Debug)]
 pub(crate) struct Shared {
     pub(crate) params: ConsensusParams,
-    pub(crate) linker: Linker<ExecState>,
+    pub(crate) engine: Engine,
     pub(crate) modules: BTreeMap<CodeHash, Module>,
 }
 
@@ -48,11 +48,14 @@ pub(crate) struct Frame {
 /// A write's previous pending value, to undo it: `None` = the key had no pending write.
 type Undo = (ContractId, Vec<u8>, Option<Option<Vec<u8>>>);
 
-/// The wasmi store data of one input.
+/// The wasmi store data. A store serves a batch of inputs (see `batch.rs`); everything but
+/// `shared`, `linker` and `contracts` is reset before each input.
 #[derive(Debug)]
 pub(crate) struct ExecState {
     pub(crate) shared: Arc<Shared>,
-    /// Moved in from the host for the input's duration, moved back after.
+    /// Resolves imports to this store's host functions; set right after the store is created.
+    pub(crate) linker: Option<Arc<Linker<ExecState>>>,
+    /// Moved in from the host for the batch, moved back after.
     pub(crate) contracts: BTreeMap<ContractId, ContractEntry>,
     /// Writes not yet committed: `Some(v)` = set, `None` = removed.
     pub(crate) pending: BTreeMap<ContractId, BTreeMap<Vec<u8>, Option<Vec<u8>>>>,
@@ -68,11 +71,14 @@ pub(crate) struct ExecState {
 /// Memory and table limits, enforced by wasmi at instantiation and on every grow.
 #[derive(Debug)]
 pub(crate) struct Limiter {
-    instance_bytes_max: u64,
-    input_bytes_max: u64,
-    bytes_used: u64,
-    table_elements_max: u64,
-    instances_max: usize,
+    pub(crate) instance_bytes_max: u64,
+    pub(crate) input_bytes_max: u64,
+    /// Linear memory created by the current input (reset per input).
+    pub(crate) bytes_used: u64,
+    /// Linear memory created in this store so far (decides when to start a new store).
+    pub(crate) store_bytes: u64,
+    pub(crate) table_elements_max: u64,
+    pub(crate) instances_max: usize,
 }
 
 impl wasmi::ResourceLimiter for Limiter {
@@ -90,6 +96,7 @@ impl wasmi::ResourceLimiter for Limiter {
             return Err(wasmi_core::LimiterError::ResourceLimiterDeniedAllocation);
         }
         self.bytes_used = total;
+        self.store_bytes += desired.saturating_sub(current);
         Ok(true)
     }
 
@@ -250,7 +257,7 @@ pub(crate) fn invoke(
     input: Vec<u8>,
     export: &str,
 ) -> Result<Vec<u8>, ContractError> {
-    let (module, shared) = {
+    let (module, shared, linker) = {
         let context = ctx.as_context();
         let data = context.data();
         let entry = data
@@ -263,7 +270,10 @@ pub(crate) fn invoke(
             .get(&entry.code_hash)
             .ok_or(ContractError::UnknownCode(entry.code_hash))?
             .clone();
-        (module, Arc::clone(&data.shared))
+        let linker = data.linker.clone().ok_or_else(|| ContractError::Internal {
+            reason: "store has no linker".into(),
+        })?;
+        (module, Arc::clone(&data.shared), linker)
     };
     ctx.as_context_mut().data_mut().frames.push(Frame {
         contract,
@@ -273,7 +283,7 @@ pub(crate) fn invoke(
         return_data: Vec::new(),
         memory: None,
     });
-    let result = instantiate_and_run(&mut ctx, &shared, &module, export);
+    let result = instantiate_and_run(&mut ctx, &shared, &linker, &module, export);
     let frame = ctx.as_context_mut().data_mut().frames.pop();
     result?;
     Ok(frame.map(|f| f.output).unwrap_or_default())
@@ -282,6 +292,7 @@ pub(crate) fn invoke(
 fn instantiate_and_run(
     mut ctx: impl AsContextMut<Data = ExecState>,
     shared: &Shared,
+    linker: &Linker<ExecState>,
     module: &Module,
     export: &str,
 ) -> Result<(), ContractError> {
@@ -294,8 +305,7 @@ fn instantiate_and_run(
             .saturating_add(costs.instantiate_per_page.saturating_mul(pages)),
     )
     .map_err(classify)?;
-    let instance = shared
-        .linker
+    let instance = linker
         .instantiate_and_start(&mut ctx, module)
         .map_err(classify)?;
     let memory = instance
@@ -321,155 +331,5 @@ fn initial_pages(module: &Module) -> u64 {
     match module.get_export(MEMORY_EXPORT) {
         Some(wasmi::ExternType::Memory(ty)) => ty.minimum(),
         _ => 0,
-    }
-}
-
-/// A store for one input, with the limiter installed and no fuel yet.
-fn new_store(
-    shared: &Arc<Shared>,
-    contracts: BTreeMap<ContractId, ContractEntry>,
-    tick: Tick,
-) -> Store<ExecState> {
-    let params = &shared.params;
-    let state = ExecState {
-        shared: Arc::clone(shared),
-        contracts,
-        pending: BTreeMap::new(),
-        journal: Vec::new(),
-        events: Vec::new(),
-        frames: Vec::new(),
-        tick,
-        bytes_written: 0,
-        calls: 0,
-        limiter: Limiter {
-            instance_bytes_max: u64::from(params.memory_pages_max) * PAGE_BYTES,
-            input_bytes_max: u64::from(params.input_memory_pages_max) * PAGE_BYTES,
-            bytes_used: 0,
-            table_elements_max: u64::from(params.table_elements_max),
-            instances_max: usize::from(params.calls_per_input_max) + 1,
-        },
-    };
-    let mut store = Store::new(shared.linker.engine(), state);
-    store.limiter(|state| &mut state.limiter);
-    store
-}
-
-/// Creates a store and instantiates `code` in it, running nothing (benchmark probe).
-pub(crate) fn instantiate_only(shared: &Arc<Shared>, code: &CodeHash) -> Result<(), ContractError> {
-    let module = shared
-        .modules
-        .get(code)
-        .ok_or(ContractError::UnknownCode(*code))?;
-    let mut store = new_store(shared, BTreeMap::new(), Tick(0));
-    shared
-        .linker
-        .instantiate_and_start(&mut store, module)
-        .map(drop)
-        .map_err(classify)
-}
-
-/// Which export a top-level run starts at.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Entry {
-    /// `mw_call`.
-    Call,
-    /// `mw_init` (skipped if the module does not export it).
-    Init,
-}
-
-/// Runs one top-level input against `contracts`, committing its writes into the contracts'
-/// trees (without hashing) if and only if it succeeds. Returns the receipt and the contracts it
-/// wrote to.
-pub(crate) fn run_input(
-    shared: &Arc<Shared>,
-    contracts: &mut BTreeMap<ContractId, ContractEntry>,
-    input: &Input,
-    entry: Entry,
-) -> (Receipt, Vec<ContractId>) {
-    let params = &shared.params;
-    let failed = |error, fuel_used| {
-        (
-            Receipt {
-                result: Err(error),
-                fuel_used,
-                events: Vec::new(),
-            },
-            Vec::new(),
-        )
-    };
-    if input.fuel_limit > params.fuel_per_input_max {
-        return failed(
-            ContractError::InvalidInput {
-                reason: "fuel limit above fuel_per_input_max",
-            },
-            Fuel::ZERO,
-        );
-    }
-    if input.data.len() as u64 > u64::from(params.input_bytes_max) {
-        return failed(
-            ContractError::InvalidInput {
-                reason: "input larger than input_bytes_max",
-            },
-            Fuel::ZERO,
-        );
-    }
-    if !contracts.contains_key(&input.contract) {
-        return failed(ContractError::UnknownContract(input.contract), Fuel::ZERO);
-    }
-    let mut store = new_store(shared, std::mem::take(contracts), input.tick);
-    let fuel_limit = input.fuel_limit.0;
-    let result = store
-        .set_fuel(fuel_limit)
-        .map_err(classify)
-        .and_then(|()| {
-            let base = params.costs.input_base.saturating_add(
-                params
-                    .costs
-                    .per_byte
-                    .saturating_mul(input.data.len() as u64),
-            );
-            charge(&mut store, base).map_err(classify)
-        })
-        .and_then(|()| {
-            let export = match entry {
-                Entry::Call => CALL_EXPORT,
-                Entry::Init => INIT_EXPORT,
-            };
-            invoke(
-                &mut store,
-                input.contract,
-                input.caller,
-                input.data.clone(),
-                export,
-            )
-        });
-    let fuel_used = Fuel(fuel_limit.saturating_sub(store.get_fuel().unwrap_or(0)));
-    let state = store.into_data();
-    *contracts = state.contracts;
-    match result {
-        Err(error) => failed(error, fuel_used),
-        Ok(output) => {
-            let mut touched = Vec::with_capacity(state.pending.len());
-            for (id, writes) in state.pending {
-                let Some(entry) = contracts.get_mut(&id) else {
-                    continue;
-                };
-                for (key, value) in writes {
-                    match value {
-                        Some(value) => entry.state.insert(&key, &value),
-                        None => entry.state.remove(&key),
-                    };
-                }
-                touched.push(id);
-            }
-            (
-                Receipt {
-                    result: Ok(output),
-                    fuel_used,
-                    events: state.events,
-                },
-                touched,
-            )
-        }
     }
 }

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use sha2::{Digest as _, Sha256};
 use wasmi::{Engine, Module};
 
-use super::abi;
+use super::batch::{Applied, Entry, instantiate_only, run_inputs};
 use super::error::ContractError;
-use super::exec::{ContractEntry, Entry, Shared, instantiate_only, run_input};
+use super::exec::{ContractEntry, Shared};
 use super::merkle::{MerkleMap, MerkleProof};
 use super::params::ConsensusParams;
 use super::types::{Address, CodeHash, ContractId, Digest, Fuel, Input, Receipt, StateRoot, Tick};
@@ -103,13 +103,12 @@ impl ContractHost {
     pub fn new(params: ConsensusParams) -> Result<Self, ContractError> {
         params.validate()?;
         let engine = Engine::new(&params.wasmi_config());
-        let linker = abi::linker(&engine)?;
         let mut index = MerkleMap::new();
         index.commit();
         Ok(Self {
             shared: Arc::new(Shared {
                 params,
-                linker,
+                engine,
                 modules: BTreeMap::new(),
             }),
             contracts: BTreeMap::new(),
@@ -131,11 +130,10 @@ impl ContractHost {
             return Ok(hash);
         }
         validate::prescan(wasm, &self.shared.params)?;
-        let module = Module::new(self.shared.linker.engine(), wasm).map_err(|e| {
-            ContractError::InvalidModule {
+        let module =
+            Module::new(&self.shared.engine, wasm).map_err(|e| ContractError::InvalidModule {
                 reason: e.to_string(),
-            }
-        })?;
+            })?;
         validate::check_interface(&module)?;
         Arc::make_mut(&mut self.shared).modules.insert(hash, module);
         Ok(hash)
@@ -193,7 +191,10 @@ impl ContractHost {
             fuel_limit,
             data: init.to_vec(),
         };
-        let (receipt, touched) = run_input(&self.shared, &mut self.contracts, &input, Entry::Init);
+        let (receipt, touched) = self
+            .run(std::slice::from_ref(&input), Entry::Init)
+            .pop()
+            .unwrap_or_else(unreachable_receipt);
         if let Err(error) = &receipt.result {
             self.contracts.remove(&id);
             return Err(error.clone());
@@ -207,9 +208,17 @@ impl ContractHost {
     /// Applies one input and commits the roots. A failed input changes nothing but still
     /// reports the fuel it burned.
     pub fn apply(&mut self, input: &Input) -> Receipt {
-        let receipt = self.apply_uncommitted(input);
+        let (receipt, touched) = self
+            .run(std::slice::from_ref(input), Entry::Call)
+            .pop()
+            .unwrap_or_else(unreachable_receipt);
+        self.dirty.extend(touched);
         self.commit_roots();
         receipt
+    }
+
+    fn run(&mut self, inputs: &[Input], entry: Entry) -> Vec<Applied> {
+        run_inputs(&self.shared, &mut self.contracts, inputs, entry)
     }
 
     /// Applies ordered inputs as one transition (roots hashed once, at the end).
@@ -217,9 +226,9 @@ impl ContractHost {
         let prior_root = self.root();
         let mut receipts = Vec::with_capacity(inputs.len());
         let mut fuel_used = Fuel::ZERO;
-        for input in inputs {
-            let receipt = self.apply_uncommitted(input);
+        for (receipt, touched) in self.run(inputs, Entry::Call) {
             fuel_used = Fuel(fuel_used.0.saturating_add(receipt.fuel_used.0));
+            self.dirty.extend(touched);
             receipts.push(receipt);
         }
         self.commit_roots();
@@ -240,12 +249,6 @@ impl ContractHost {
         }
         let mut fork = self.clone();
         fork.apply_transition(inputs).encode() == claimed.encode()
-    }
-
-    fn apply_uncommitted(&mut self, input: &Input) -> Receipt {
-        let (receipt, touched) = run_input(&self.shared, &mut self.contracts, input, Entry::Call);
-        self.dirty.extend(touched);
-        receipt
     }
 
     fn commit_roots(&mut self) {
@@ -309,10 +312,7 @@ impl ContractHost {
 
     /// Every entry of a contract's state, ordered by `sha256(key)`; feed it to
     /// [`ContractHost::import_contract`] on another peer.
-    pub fn export_state(
-        &self,
-        contract: &ContractId,
-    ) -> Result<Vec<StateEntry>, ContractError> {
+    pub fn export_state(&self, contract: &ContractId) -> Result<Vec<StateEntry>, ContractError> {
         Ok(self
             .entry(contract)?
             .state
@@ -362,4 +362,18 @@ impl ContractHost {
             .get(contract)
             .ok_or(ContractError::UnknownContract(*contract))
     }
+}
+
+/// `run_inputs` returns one result per input; this stands in for the impossible empty case.
+fn unreachable_receipt() -> Applied {
+    (
+        Receipt {
+            result: Err(ContractError::Internal {
+                reason: "no receipt for an input".into(),
+            }),
+            fuel_used: Fuel::ZERO,
+            events: Vec::new(),
+        },
+        Vec::new(),
+    )
 }
