@@ -67,8 +67,13 @@ fn new_store(
     Ok(store)
 }
 
-/// Creates a store and instantiates `code` in it, running nothing (benchmark probe).
-pub(crate) fn instantiate_only(shared: &Arc<Shared>, code: &CodeHash) -> Result<(), ContractError> {
+/// Creates a store and instantiates `code` in it `count` times, running nothing (benchmark
+/// probe).
+pub(crate) fn instantiate_only(
+    shared: &Arc<Shared>,
+    code: &CodeHash,
+    count: u32,
+) -> Result<(), ContractError> {
     let module = shared
         .modules
         .get(code)
@@ -81,10 +86,12 @@ pub(crate) fn instantiate_only(shared: &Arc<Shared>, code: &CodeHash) -> Result<
         .ok_or_else(|| ContractError::Internal {
             reason: "store has no linker".into(),
         })?;
-    linker
-        .instantiate_and_start(&mut store, module)
-        .map(drop)
-        .map_err(classify)
+    for _ in 0..count {
+        linker
+            .instantiate_and_start(&mut store, module)
+            .map_err(classify)?;
+    }
+    Ok(())
 }
 
 /// The outcome of one input: its receipt and the contracts whose state it changed.

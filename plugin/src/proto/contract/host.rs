@@ -267,11 +267,11 @@ impl ContractHost {
         self.index.commit();
     }
 
-    /// Creates a store and a fresh instance of `code` without running anything: what every call
-    /// pays before its first instruction. For the benchmark.
+    /// Creates a store (with its host functions) and `count` fresh instances of `code` in it,
+    /// running nothing: what calls pay before their first instruction. For the benchmark.
     #[doc(hidden)]
-    pub fn bench_instantiate(&self, code: &CodeHash) -> Result<(), ContractError> {
-        instantiate_only(&self.shared, code)
+    pub fn bench_instantiate(&self, code: &CodeHash, count: u32) -> Result<(), ContractError> {
+        instantiate_only(&self.shared, code, count)
     }
 
     /// The root committing every contract's code hash and state root.
