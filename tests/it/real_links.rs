@@ -268,15 +268,22 @@ fn peers_join_then_link_through_the_mesh_without_the_server() {
                 break;
             }
             println!(
-                "{} → {} did not link (refused or full); trying another pair",
+                "{} → {} did not link (refused or full); trying another pair\n  a: {:?} {:?}\n  b: {:?} {:?}",
                 mesh.peers[a].id().short(),
-                target.short()
+                target.short(),
+                mesh.peers[a].node.overlay.stats(),
+                mesh.peers[a].node.transport.stats(),
+                mesh.peers[b].node.overlay.stats(),
+                mesh.peers[b].node.transport.stats(),
             );
         }
         let (a, b) = opened.expect("some unlinked pair opened a mesh-signalled link");
         let there = mesh.deliver(a, b, b"ping through the new link", Duration::from_secs(5));
         let back = mesh.deliver(b, a, b"pong through the new link", Duration::from_secs(5));
-        println!("mesh-signalled link {a}↔{b}: hops there {there:?}, back {back:?}");
+        println!(
+            "mesh-signalled link {a}↔{b}: hops there {there:?}, back {back:?}, still linked {}",
+            mesh.linked(a, b)
+        );
         assert_eq!(there, Some(1), "a → b over the direct link");
         assert_eq!(back, Some(1), "b → a over the direct link");
         assert!(
