@@ -124,13 +124,11 @@ pub(crate) fn run_inputs(
             out.push(refused(error));
             continue;
         }
-        if store
+        let full = store
             .as_ref()
-            .is_some_and(|s| s.data().limiter.store_bytes > STORE_BYTES_MAX)
-        {
-            if let Some(old) = store.take() {
-                *contracts = old.into_data().contracts;
-            }
+            .is_some_and(|s| s.data().limiter.store_bytes > STORE_BYTES_MAX);
+        if let Some(old) = store.take_if(|_| full) {
+            *contracts = old.into_data().contracts;
         }
         if store.is_none() {
             match new_store(shared, BTreeMap::new()) {
