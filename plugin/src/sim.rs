@@ -365,6 +365,21 @@ impl Sim {
         self.partition = None;
     }
 
+    /// The bootstrap server introduces every live peer to `n` random live peers again, as when
+    /// peers re-contact it after a split: once every link across a split has died, the halves
+    /// can only find each other through a signalling path outside the mesh.
+    pub fn reintroduce(&mut self, n: usize) {
+        let live: Vec<usize> = self.live_slots().collect();
+        for &a in &live {
+            for _ in 0..n {
+                let b = live[usize::try_from(self.rand_below(live.len() as u64)).expect("fits")];
+                if a != b {
+                    self.schedule(self.now_ms, Ev::Open { a, b });
+                }
+            }
+        }
+    }
+
     /// Deliveries so far.
     pub fn deliveries(&self) -> &[Delivery] {
         &self.deliveries

@@ -138,80 +138,13 @@ fn partition_then_heal_converges() {
             sim.partition(|slot| u8::from(slot % 2 == 0));
             sim.run_for(20_000);
             sim.heal();
+            // Every link across the split has died by now; the halves meet again through the
+            // bootstrap server (WebRTC needs a signalling path outside the mesh for that).
+            sim.reintroduce(1);
             sim.run_for(120_000);
             let r = sim.route_random(500, 5_000, 20_000);
             print("after heal", &r);
             assert_eq!(r.at_closest, r.sent);
         });
     }
-}
-
-#[test]
-fn debug_links() {
-    let sim = grown(1, 300, 0);
-    let links = sim.links_per_peer();
-    let known: Vec<usize> = sim
-        .live_slots()
-        .map(|s| sim.overlay(s).expect("live").known_peers())
-        .collect();
-    let total: Vec<usize> = sim
-        .live_slots()
-        .map(|s| sim.overlay(s).expect("live").link_count())
-        .collect();
-    println!("links {:?}", &links[..20]);
-    println!("total {:?}", &total[..20]);
-    println!("known {:?}", &known[..20]);
-    let mut sum = meshwork::proto::overlay::Stats::default();
-    for s in sim.live_slots() {
-        let st = sim.overlay(s).expect("live").stats();
-        sum.dials += st.dials;
-        sum.dials_refused += st.dials_refused;
-        sum.dials_timed_out += st.dials_timed_out;
-        sum.connects_refused += st.connects_refused;
-        sum.routed_lost += st.routed_lost;
-        sum.no_route += st.no_route;
-        sum.forwarded += st.forwarded;
-        sum.retransmits += st.retransmits;
-    }
-    println!("stats {sum:?}");
-}
-
-#[test]
-fn debug_route() {
-    use meshwork::proto::identity::PeerId;
-    let mut sim = grown(1, 300, 0);
-    let r = sim.route_random(20, 1000, 5000);
-    for d in sim.deliveries().iter().take(5) {
-        let brute = sim
-            .live_slots()
-            .min_by_key(|s| sim.overlay(*s).expect("live").peer_id().distance(&d.target))
-            .expect("some");
-        let at = sim.overlay(d.at).expect("live");
-        let best_link = at.linked_peers().map(|(p, _)| p.distance(&d.target)).min();
-        println!(
-            "at {} closest {:?} brute {} own {:?} best link {:?} hops {}",
-            d.at,
-            sim.closest_live(&d.target),
-            brute,
-            &at.peer_id().distance(&d.target).0[..3],
-            best_link.map(|b| b.0[..3].to_vec()),
-            d.hops
-        );
-        let me = at.peer_id();
-        let cl = sim.overlay(brute).expect("live").peer_id();
-        let mut lb: Vec<u8> = at
-            .linked_peers()
-            .filter_map(|(p, _)| me.bucket_of(&p))
-            .collect();
-        lb.sort();
-        println!(
-            "   link buckets {:?} closest's bucket {:?} target bucket {:?} known-closest {} closest known? {}",
-            lb,
-            me.bucket_of(&cl),
-            me.bucket_of(&d.target),
-            at.known_peers(),
-            at.knows(&cl)
-        );
-    }
-    let _ = (r, PeerId([0; 32]));
 }

@@ -37,6 +37,48 @@ use crate::proto::wire::{self, Frame, Reassembler, WireError};
 pub use msg::{Body, ConnectReply, ConnectRequest, LinkMsg, Routed, Signed, TransportId};
 use table::Table;
 
+/// Consecutive unacknowledged hops after which a link is considered dead.
+const LINK_STRIKES_MAX: u8 = 3;
+
+/// How to answer a peer that sent us something: retrace that message's path (`last_id`), or
+/// head for its waypoint.
+#[derive(Debug, Clone, Copy)]
+struct ReturnPath {
+    via: Option<PeerId>,
+    last_id: u64,
+}
+
+/// Two bits of a 64-bit Bloom filter standing for `id` on a message's path.
+fn visit_bits(id: &PeerId) -> u64 {
+    (1u64 << (id.0[0] & 63)) | (1u64 << (id.0[1] & 63))
+}
+
+fn prefix8(id: &PeerId) -> [u8; 8] {
+    let mut p = [0u8; 8];
+    p.copy_from_slice(&id.0[..8]);
+    p
+}
+
+/// Peers that refused a link are not asked again for this long.
+const REFUSED_BACKOFF_MS: u64 = 30_000;
+/// Refusals remembered.
+const REFUSED_MAX: usize = 32;
+
+/// Concurrent queries of one lookup (Kademlia's α).
+const LOOKUP_PARALLELISM: usize = 2;
+/// Queries one lookup may send in all.
+const LOOKUP_QUERIES_MAX: u8 = 16;
+/// Lookups in progress at once.
+const LOOKUPS_MAX: usize = 24;
+
+#[derive(Debug)]
+struct Lookup {
+    started_ms: u64,
+    asked: Vec<PeerId>,
+    in_flight: usize,
+    queries_left: u8,
+}
+
 /// Origins whose reply waypoint we remember (see [`Routed::via`]).
 const RETURN_PATHS_MAX: usize = 32;
 
@@ -211,6 +253,8 @@ pub struct Stats {
     pub routed_lost: u64,
     /// Handshakes rejected.
     pub handshakes_rejected: u64,
+    /// Routed messages received again (a re-send, a duplicate, or a loop) and dropped.
+    pub duplicates: u64,
     /// Exact-target messages that found no route (a subset of `routed_lost`).
     pub no_route: u64,
     /// Link requests we sent.
@@ -247,6 +291,7 @@ struct Link {
     next_seq: u32,
     next_msg_id: u32,
     errors: u32,
+    strikes: u8,
     ping: Option<(u64, u64)>,
     rtt_ms: Option<u32>,
     reassembler: Option<Box<Reassembler>>,
@@ -290,18 +335,17 @@ pub struct Overlay {
     pending: VecDeque<Pending>,
     dials: BTreeMap<PeerId, Dial>,
     expected: BTreeMap<PeerId, u64>,
-    seen: VecDeque<u64>,
+    seen: VecDeque<(u64, [u8; 4])>,
     subscriptions: BTreeSet<PeerId>,
-    return_paths: BTreeMap<PeerId, PeerId>,
+    return_paths: BTreeMap<PeerId, ReturnPath>,
     rendezvous: BTreeMap<PeerId, BTreeMap<PeerId, u64>>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
     next_routed_id: u64,
     next_maintenance_ms: u64,
     next_refresh_ms: u64,
-    bucket_lookups_due: bool,
-    next_full_refresh_ms: u64,
-    self_lookups_left: u8,
+    lookups: BTreeMap<PeerId, Lookup>,
+    refused: BTreeMap<PeerId, u64>,
     next_subscribe_ms: u64,
     stats: Stats,
 }
@@ -332,9 +376,8 @@ impl Overlay {
             next_routed_id: 0,
             next_maintenance_ms: now_ms,
             next_refresh_ms: now_ms,
-            bucket_lookups_due: false,
-            next_full_refresh_ms: now_ms,
-            self_lookups_left: 8,
+            lookups: BTreeMap::new(),
+            refused: BTreeMap::new(),
             next_subscribe_ms: now_ms,
             stats: Stats::default(),
             cfg,
@@ -403,7 +446,7 @@ impl Overlay {
         self.table.heap_bytes()
             + self.links.capacity() * size_of::<Link>()
             + self.pending.capacity() * size_of::<Pending>()
-            + self.seen.capacity() * 8
+            + self.seen.capacity() * size_of::<(u64, [u8; 4])>()
             + self.transmits.capacity() * size_of::<Transmit>()
             + self.events.capacity() * size_of::<Event>()
     }
@@ -440,6 +483,7 @@ impl Overlay {
             next_seq: 0,
             next_msg_id: 0,
             errors: 0,
+            strikes: 0,
             ping: None,
             rtt_ms: None,
             reassembler: None,
@@ -559,12 +603,14 @@ impl Overlay {
                 }
             }
             (LinkState::Up { .. }, LinkMsg::Ack { seq }) => {
+                l.strikes = 0;
                 self.pending.retain(|p| !(p.link == link && p.seq == seq));
             }
             (LinkState::Up { peer }, LinkMsg::Routed { seq, msg }) => {
                 let from = *peer;
                 self.send_link(now_ms, link, &LinkMsg::Ack { seq });
-                if self.seen_before(&msg) {
+                if self.seen_before(&msg, &from) {
+                    self.stats.duplicates += 1;
                     return;
                 }
                 // Remember the way back to the origin: through the peer that handed it to us.
@@ -574,7 +620,7 @@ impl Overlay {
                 }
                 let mut msg = msg;
                 msg.hops = msg.hops.saturating_add(1);
-                self.route(now_ms, msg, None);
+                self.route(now_ms, msg, None, Some(from));
             }
         }
     }
@@ -710,7 +756,34 @@ impl Overlay {
 
     /// Find the peers closest to `key`; answered by [`Event::LookupDone`].
     pub fn lookup(&mut self, now_ms: u64, key: PeerId) {
-        self.originate(now_ms, key, false, Body::FindNode);
+        if self.lookups.contains_key(&key) {
+            return;
+        }
+        if self.lookups.len() >= LOOKUPS_MAX {
+            let oldest = self
+                .lookups
+                .iter()
+                .min_by_key(|(_, l)| l.started_ms)
+                .map(|(k, _)| *k);
+            if let Some(k) = oldest {
+                self.finish_lookup(now_ms, k);
+            }
+        }
+        if self.table.is_empty() {
+            // Nobody known yet: ask whoever greedy routing ends at.
+            self.originate(now_ms, key, false, Body::FindNode { key });
+            return;
+        }
+        self.lookups.insert(
+            key,
+            Lookup {
+                started_ms: now_ms,
+                asked: Vec::new(),
+                in_flight: 0,
+                queries_left: LOOKUP_QUERIES_MAX,
+            },
+        );
+        self.step_lookup(now_ms, key);
     }
 
     /// Subscribe to `topic` (any bytes; the rendezvous key is `sha256(topic)`).
@@ -746,7 +819,7 @@ impl Overlay {
 
     fn originate(&mut self, now_ms: u64, target: PeerId, exact: bool, body: Body) -> u64 {
         let via = if exact {
-            self.return_paths.get(&target).copied()
+            self.return_paths.get(&target).and_then(|r| r.via)
         } else {
             None
         };
@@ -761,7 +834,7 @@ impl Overlay {
         via: Option<PeerId>,
         body: Body,
     ) -> u64 {
-        let via = via.or_else(|| self.return_paths.get(&target).copied());
+        let via = via.or_else(|| self.return_paths.get(&target).and_then(|r| r.via));
         self.originate_with(now_ms, target, true, via, body)
     }
 
@@ -780,6 +853,11 @@ impl Overlay {
             .linked_peers()
             .map(|(p, _)| p)
             .min_by_key(|p| p.distance(&self.me));
+        let reply_to = if exact {
+            self.return_paths.get(&target).map(|r| r.last_id)
+        } else {
+            None
+        };
         let msg = Routed {
             id,
             origin: self.me,
@@ -788,11 +866,13 @@ impl Overlay {
             hops: 0,
             via,
             return_via,
+            reply_to,
+            visited: 0,
             body,
         };
-        self.remember(&msg);
-        let skip = matches!(msg.body, Body::FindNode).then_some(self.me);
-        self.route(now_ms, msg, skip);
+        self.remember(&msg, None);
+        let skip = matches!(msg.body, Body::FindNode { .. } if !exact).then_some(self.me);
+        self.route(now_ms, msg, skip, None);
         id
     }
 
@@ -800,11 +880,16 @@ impl Overlay {
 
     /// The live link whose peer is closest to `target`, if it is closer than we are.
     /// `skip` is a peer treated as absent (the origin of a lookup, so it finds others).
-    fn next_hop(&self, target: &PeerId, skip: Option<PeerId>) -> Option<LinkId> {
+    fn next_hop(
+        &self,
+        target: &PeerId,
+        skip: Option<PeerId>,
+        avoid: Option<PeerId>,
+    ) -> Option<LinkId> {
         let mut best: Option<(identity::Distance, LinkId)> = None;
         for l in &self.links {
             let Some(p) = l.peer() else { continue };
-            if Some(p) == skip {
+            if Some(p) == skip || Some(p) == avoid {
                 continue;
             }
             let d = p.distance(target);
@@ -825,27 +910,97 @@ impl Overlay {
     }
 
     /// The link toward `target` by the way we learned of it: a direct link, or the linked peer
-    /// that told us of it, or (one level further) the one that told us of that peer. Reliable
-    /// before greedy routing has converged, because each step retraces a path that worked.
-    fn via_link(&self, target: &PeerId) -> Option<LinkId> {
+    /// that told us of it. Reliable before greedy routing has converged, because it retraces a
+    /// path that worked.
+    fn via_link(&self, target: &PeerId, from: Option<PeerId>) -> Option<LinkId> {
         if let Some(l) = self.links.iter().find(|l| l.peer() == Some(*target)) {
             return Some(l.id);
         }
-        let mut prefix = self.table.get(target)?.via;
-        for _ in 0..2 {
-            if prefix == [0; 4] {
-                return None;
-            }
-            if let Some(l) = self
-                .links
-                .iter()
-                .find(|l| l.peer().is_some_and(|p| p.0[..4] == prefix && p != *target))
-            {
-                return Some(l.id);
-            }
-            prefix = self.table.by_prefix(&prefix)?.via;
+        let prefix = self.table.get(target)?.via;
+        self.linked_by_prefix(&prefix, target, from)
+    }
+
+    fn linked_by_prefix(
+        &self,
+        prefix: &[u8; 4],
+        not: &PeerId,
+        from: Option<PeerId>,
+    ) -> Option<LinkId> {
+        if *prefix == [0; 4] {
+            return None;
         }
-        None
+        self.links
+            .iter()
+            .find(|l| {
+                l.peer()
+                    .is_some_and(|p| p.0[..4] == *prefix && p != *not && Some(p) != from)
+            })
+            .map(|l| l.id)
+    }
+
+    /// Choose the next hop of an exact message, possibly giving it a waypoint: when we learned
+    /// of the target from a peer we are not linked to, head for that peer first (it knows the
+    /// target), reaching it by the way we learned of *it*.
+    fn exact_hop(
+        &self,
+        msg: &mut Routed,
+        skip: Option<PeerId>,
+        from: Option<PeerId>,
+    ) -> Option<LinkId> {
+        if let Some(l) = self.links.iter().find(|l| l.peer() == Some(msg.target)) {
+            return Some(l.id);
+        }
+        let visited = msg.visited;
+        let fresh = |l: Option<LinkId>| l.filter(|l| self.link_unvisited(*l, visited));
+        // A reply retraces the path of the message it answers.
+        if let Some(rid) = msg.reply_to {
+            if let Some(l) = fresh(self.path_back(&msg.target, rid, from)) {
+                return Some(l);
+            }
+        }
+        if let Some(l) = fresh(self.via_link(&msg.target, from)) {
+            return Some(l);
+        }
+        let (heading, _) = Self::heading(msg);
+        if let Some(l) = fresh(self.via_link(&heading, from)) {
+            return Some(l);
+        }
+        if msg.via.is_none() {
+            let teller = self
+                .table
+                .get(&heading)
+                .and_then(|c| self.table.by_prefix(&c.via))
+                .map(|c| c.id)
+                .filter(|t| *t != self.me && *t != heading);
+            if let Some(t) = teller {
+                if let Some(l) = fresh(self.via_link(&t, from)) {
+                    msg.via = Some(t);
+                    return Some(l);
+                }
+            }
+        }
+        if let Some(l) = self.next_hop(&heading, skip, from) {
+            if self.link_unvisited(l, visited) {
+                return Some(l);
+            }
+        }
+        // Stuck (links still forming): step to the unvisited link closest to the target even if
+        // it is no closer than we are; the visited set keeps the walk from looping.
+        self.links
+            .iter()
+            .filter(|l| l.peer().is_some_and(|p| Some(p) != from && Some(p) != skip))
+            .filter(|l| self.link_unvisited(l.id, visited))
+            .min_by_key(|l| l.peer().map(|p| p.distance(&heading)))
+            .map(|l| l.id)
+    }
+
+    /// Whether the peer on `link` is (probably) not yet on the message's path.
+    fn link_unvisited(&self, link: LinkId, visited: u64) -> bool {
+        self.links
+            .iter()
+            .find(|l| l.id == link)
+            .and_then(Link::peer)
+            .is_some_and(|p| visited & visit_bits(&p) != visit_bits(&p))
     }
 
     /// Where `msg` is headed next: its waypoint if it has one, else its target.
@@ -856,25 +1011,29 @@ impl Overlay {
         }
     }
 
-    fn route(&mut self, now_ms: u64, mut msg: Routed, skip: Option<PeerId>) {
-        let skip = skip.or_else(|| matches!(msg.body, Body::FindNode).then_some(msg.origin));
+    /// Forward or deliver `msg`; `from` is the peer that handed it to us (never sent back).
+    fn route(&mut self, now_ms: u64, mut msg: Routed, skip: Option<PeerId>, from: Option<PeerId>) {
+        let skip = skip.or_else(|| {
+            matches!(msg.body, Body::FindNode { .. } if !msg.exact).then_some(msg.origin)
+        });
         if msg.hops >= self.cfg.hops_max {
             self.stats.routed_lost += 1;
             tracing::debug!(id = msg.id, "hop limit reached");
             return;
         }
-        if msg.via == Some(self.me) {
+        if msg.via == Some(self.me) || (msg.exact && msg.target == self.me) {
+            // Reached the waypoint (or the target itself on the way to it).
             msg.via = None;
         }
+        msg.visited |= visit_bits(&self.me);
         let (heading, exact) = Self::heading(&msg);
         if exact && heading == self.me {
             return self.deliver(now_ms, msg);
         }
         let hop = if exact {
-            self.via_link(&heading)
-                .or_else(|| self.next_hop(&heading, skip))
+            self.exact_hop(&mut msg, skip, from)
         } else {
-            self.next_hop(&heading, skip)
+            self.next_hop(&heading, skip, from)
         };
         match hop {
             Some(link) => {
@@ -944,45 +1103,70 @@ impl Overlay {
                 continue;
             }
             self.stats.retransmits += 1;
+            // A link that keeps missing acks is dead (its peer left without a word): close it.
+            let mut silent_peer = None;
+            if let Some(l) = self.links.iter_mut().find(|l| l.id == p.link) {
+                l.strikes = l.strikes.saturating_add(1);
+                silent_peer = l.peer();
+                if l.strikes >= LINK_STRIKES_MAX {
+                    self.close_link(p.link);
+                    if let Some(peer) = silent_peer {
+                        self.table.note_failure(&peer, 3);
+                    }
+                }
+            }
             let alive = self.links.iter().any(|l| l.id == p.link);
-            let (heading, exact) = Self::heading(&p.msg);
-            let link = if alive {
+            let mut msg = p.msg;
+            let (heading, exact) = Self::heading(&msg);
+            // Re-send once on the same link (a lost frame), then route around it.
+            let link = if alive && p.tries < 2 {
                 Some(p.link)
+            } else if exact {
+                self.exact_hop(&mut msg, p.skip, silent_peer)
             } else {
-                self.next_hop(&heading, p.skip)
+                self.next_hop(&heading, p.skip, silent_peer)
             };
             match link {
-                Some(link) => self.send_routed(now_ms, link, p.msg, p.skip, p.tries),
-                None if !exact && Some(self.me) != p.skip => self.deliver(now_ms, p.msg),
+                Some(link) => self.send_routed(now_ms, link, msg, p.skip, p.tries),
+                None if !exact && Some(self.me) != p.skip => self.deliver(now_ms, msg),
                 None => self.stats.routed_lost += 1,
             }
         }
     }
 
-    fn seen_key(msg: &Routed) -> u64 {
-        let o = &msg.origin.0;
-        u64::from_le_bytes([o[0], o[1], o[2], o[3], o[4], o[5], o[6], o[7]])
-            ^ msg.id.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+    fn seen_key(origin: &PeerId, id: u64) -> u64 {
+        u64::from_le_bytes(prefix8(origin)) ^ id.wrapping_mul(0x9e37_79b9_7f4a_7c15)
     }
 
-    fn remember(&mut self, msg: &Routed) {
+    /// Record `msg` as seen, with the peer it came from (the way back along its path).
+    fn remember(&mut self, msg: &Routed, from: Option<&PeerId>) {
         if self.seen.len() >= self.cfg.seen_max {
             self.seen.pop_front();
         }
-        self.seen.push_back(Self::seen_key(msg));
+        let back = from.map_or([0; 4], |f| [f.0[0], f.0[1], f.0[2], f.0[3]]);
+        self.seen
+            .push_back((Self::seen_key(&msg.origin, msg.id), back));
     }
 
-    fn seen_before(&mut self, msg: &Routed) -> bool {
-        let k = Self::seen_key(msg);
-        if self.seen.contains(&k) {
+    fn seen_before(&mut self, msg: &Routed, from: &PeerId) -> bool {
+        let k = Self::seen_key(&msg.origin, msg.id);
+        if self.seen.iter().any(|(s, _)| *s == k) {
             return true;
         }
-        self.remember(msg);
+        self.remember(msg, Some(from));
         false
+    }
+
+    /// The link a reply to message `id` of `origin` should take: back the way it came.
+    fn path_back(&self, origin: &PeerId, id: u64, from: Option<PeerId>) -> Option<LinkId> {
+        let k = Self::seen_key(origin, id);
+        let (_, back) = self.seen.iter().rev().find(|(s, _)| *s == k)?;
+        self.linked_by_prefix(back, &self.me, from)
     }
 
     fn deliver(&mut self, now_ms: u64, msg: Routed) {
         let Routed {
+            id,
             origin,
             target,
             hops,
@@ -990,15 +1174,15 @@ impl Overlay {
             return_via,
             ..
         } = msg;
-        if let Some(r) = return_via {
-            if origin != self.me && r != self.me {
-                if self.return_paths.len() >= RETURN_PATHS_MAX
-                    && !self.return_paths.contains_key(&origin)
-                {
-                    self.return_paths.pop_first();
-                }
-                self.return_paths.insert(origin, r);
+        if origin != self.me {
+            if self.return_paths.len() >= RETURN_PATHS_MAX
+                && !self.return_paths.contains_key(&origin)
+            {
+                self.return_paths.pop_first();
             }
+            let via = return_via.filter(|r| *r != self.me);
+            self.return_paths
+                .insert(origin, ReturnPath { via, last_id: id });
         }
         match msg.body {
             Body::Data(payload) => self.events.push_back(Event::Delivered {
@@ -1007,19 +1191,18 @@ impl Overlay {
                 payload,
                 hops,
             }),
-            Body::FindNode => {
+            Body::FindNode { key } => {
                 if origin != self.me {
                     self.table.insert(origin, now_ms);
                 }
-                let mut peers = self.table.closest(&target, self.cfg.bucket_size);
+                let mut peers = self.table.closest(&key, self.cfg.bucket_size);
                 peers.retain(|p| *p != origin);
                 peers.push(self.me);
-                peers.sort_by_key(|p| p.distance(&target));
+                peers.sort_by_key(|p| p.distance(&key));
                 if origin == self.me {
-                    self.events
-                        .push_back(Event::LookupDone { key: target, peers });
+                    self.events.push_back(Event::LookupDone { key, peers });
                 } else {
-                    self.originate(now_ms, origin, true, Body::Nodes { key: target, peers });
+                    self.originate(now_ms, origin, true, Body::Nodes { key, peers });
                 }
             }
             Body::Nodes { key, peers } => self.on_nodes(now_ms, origin, key, peers),
@@ -1074,15 +1257,17 @@ impl Overlay {
                         target: s,
                         exact: true,
                         hops: 0,
-                        via: self.return_paths.get(&s).copied(),
+                        via: self.return_paths.get(&s).and_then(|r| r.via),
                         return_via: None,
+                        reply_to: None,
+                        visited: 0,
                         body: Body::Publish {
                             topic,
                             payload: payload.clone(),
                         },
                     };
-                    self.remember(&copy);
-                    self.route(now_ms, copy, None);
+                    self.remember(&copy, None);
+                    self.route(now_ms, copy, None, None);
                 }
             }
         }
@@ -1102,35 +1287,59 @@ impl Overlay {
     }
 
     fn on_nodes(&mut self, now_ms: u64, from: PeerId, key: PeerId, peers: Vec<PeerId>) {
-        let best_before = self
-            .table
-            .closest(&key, 1)
-            .first()
-            .map(|p| p.distance(&key));
         for p in peers.iter().take(msg::PEERS_MAX) {
             if *p != self.me {
                 let via = (*p != from).then_some(&from);
                 self.table.insert_via(*p, now_ms, via);
             }
         }
-        let best_after = self
-            .table
-            .closest(&key, 1)
-            .first()
-            .map(|p| p.distance(&key));
-        // Iterative deepening of our own neighbourhood: a self-lookup that found closer peers
-        // is repeated once links to them are up (Kademlia's iterative lookup, over the mesh).
-        let improved = match (best_before, best_after) {
-            (None, Some(_)) => true,
-            (Some(b), Some(a)) => a < b,
-            _ => false,
+        let Some(l) = self.lookups.get_mut(&key) else {
+            return;
         };
-        if key == self.me && improved {
-            self.self_lookups_left = self.self_lookups_left.saturating_sub(1);
-            if self.self_lookups_left > 0 {
-                self.next_refresh_ms = self
-                    .next_refresh_ms
-                    .min(now_ms + 3 * self.cfg.maintenance_ms);
+        l.in_flight = l.in_flight.saturating_sub(1);
+        self.step_lookup(now_ms, key);
+    }
+
+    /// Query the closest known peers to `key` not yet asked (Kademlia's iterative lookup, each
+    /// query an exact routed message); finish when the closest known have all been asked.
+    fn step_lookup(&mut self, now_ms: u64, key: PeerId) {
+        let closest = self.table.closest(&key, self.cfg.bucket_size);
+        let Some(l) = self.lookups.get_mut(&key) else {
+            return;
+        };
+        let mut to_ask = Vec::new();
+        for p in closest {
+            if l.in_flight + to_ask.len() >= LOOKUP_PARALLELISM || l.queries_left == 0 {
+                break;
+            }
+            if !l.asked.contains(&p) {
+                l.asked.push(p);
+                l.queries_left -= 1;
+                to_ask.push(p);
+            }
+        }
+        l.in_flight += to_ask.len();
+        if l.in_flight == 0 {
+            return self.finish_lookup(now_ms, key);
+        }
+        for p in to_ask {
+            self.originate(now_ms, p, true, Body::FindNode { key });
+        }
+    }
+
+    fn finish_lookup(&mut self, now_ms: u64, key: PeerId) {
+        if self.lookups.remove(&key).is_none() {
+            return;
+        }
+        let peers = self.table.closest(&key, self.cfg.bucket_size);
+        if key == self.me {
+            // Our neighbourhood is known: now look into every bucket we know nothing of; a
+            // lookup of a random key in bucket b finds peers there if any exist.
+            for b in 0..self.table.bucket_count() {
+                if self.table.bucket(b).is_empty() {
+                    let k = self.random_key_in_bucket(u8::try_from(b).expect("≤ 255 buckets"));
+                    self.lookup(now_ms, k);
+                }
             }
         }
         self.events.push_back(Event::LookupDone { key, peers });
@@ -1164,7 +1373,7 @@ impl Overlay {
         let already = self.linked_peers().any(|(p, _)| p == author);
         let accept = !already
             && author.meets_difficulty(self.cfg.id_difficulty_bits)
-            && self.make_room_for(now_ms, &author);
+            && self.make_room_for(now_ms, &author, self.inbound_soft_max());
         if !accept {
             self.stats.connects_refused += 1;
         }
@@ -1202,11 +1411,24 @@ impl Overlay {
         } else {
             self.stats.dials_refused += 1;
             self.dials.remove(&author);
-            self.table.note_failure(&author, 3);
+            // Refused for want of room: alive, so not a failure; just not again soon.
+            if self.refused.len() >= REFUSED_MAX {
+                self.refused.pop_first();
+            }
+            self.refused.insert(author, now_ms + REFUSED_BACKOFF_MS);
         }
     }
 
     // ----- link-set maintenance -----------------------------------------------------------
+
+    /// Links others may open to us freely; beyond it we accept only links that help us, so
+    /// that room remains for our own fingers and neighbours.
+    fn inbound_soft_max(&self) -> usize {
+        self.cfg
+            .links_max
+            .saturating_sub(self.cfg.neighbours)
+            .max(1)
+    }
 
     /// Links that count against the cap: live ones plus those being requested or opened.
     fn committed_links(&self) -> usize {
@@ -1251,22 +1473,26 @@ impl Overlay {
 
     /// Ensure a free slot for a link to `peer`, closing a link neither side needs if we are full
     /// and the new one would help. Returns whether a slot is available.
-    fn make_room_for(&mut self, now_ms: u64, peer: &PeerId) -> bool {
-        if self.committed_links() < self.cfg.links_max {
+    fn make_room_for(&mut self, now_ms: u64, peer: &PeerId, limit: usize) -> bool {
+        if self.committed_links() < limit {
             return true;
         }
-        if !self.would_help(peer) {
-            return false;
+        let helps = self.would_help(peer);
+        if helps && self.committed_links() < self.cfg.links_max {
+            return true;
         }
+        // Full: give up a link we do not need. For a link that helps us, prefer one the other
+        // side does not need either, then the oldest; for one that does not, only a link
+        // neither side needs (trading useless for possibly useful to the asker).
         let settle = self.cfg.handshake_timeout_ms;
         let victim = self
             .links
             .iter()
-            .filter(|l| {
-                l.peer().is_some() && !l.remote_needs && now_ms.saturating_sub(l.opened_ms) > settle
-            })
-            .map(|l| l.id)
-            .find(|id| !self.needs_link(*id));
+            .filter(|l| l.peer().is_some() && now_ms.saturating_sub(l.opened_ms) > settle)
+            .filter(|l| helps || !l.remote_needs)
+            .filter(|l| !self.needs_link(l.id))
+            .min_by_key(|l| (l.remote_needs, l.opened_ms))
+            .map(|l| l.id);
         match victim {
             Some(v) => {
                 self.close_link(v);
@@ -1314,6 +1540,7 @@ impl Overlay {
             self.table.note_failure(&p, 3);
         }
         self.expected.retain(|_, t| now_ms.saturating_sub(*t) <= hs);
+        self.refused.retain(|_, until| *until > now_ms);
 
         // Liveness.
         let timeout = self.cfg.link_timeout_ms;
@@ -1327,7 +1554,7 @@ impl Overlay {
             tracing::debug!(?link, "link silent: closing");
             self.close_link(link);
             if let Some(p) = peer {
-                self.table.note_failure(&p, 1);
+                self.table.note_failure(&p, 3);
             }
         }
         let idle = self.cfg.ping_idle_ms;
@@ -1357,28 +1584,20 @@ impl Overlay {
             }
         }
 
-        // Refresh the neighbourhood, then look into every bucket we know nothing of.
+        // Refresh the neighbourhood (then every empty bucket: see `finish_lookup`).
         if now_ms >= self.next_refresh_ms && self.linked_peers().next().is_some() {
-            if now_ms >= self.next_full_refresh_ms {
-                self.next_full_refresh_ms = now_ms + self.cfg.refresh_ms;
-                self.self_lookups_left = 8;
-            }
             self.next_refresh_ms = now_ms + self.cfg.refresh_ms;
-            self.bucket_lookups_due = true;
             let me = self.me;
             self.lookup(now_ms, me);
-        } else if self.bucket_lookups_due
-            && now_ms + self.cfg.refresh_ms >= self.next_refresh_ms + 2 * self.cfg.maintenance_ms
-        {
-            // One maintenance pass after the self-lookup: its answer tells the deepest occupied
-            // bucket. A lookup of a random key in bucket b finds peers there if any exist.
-            self.bucket_lookups_due = false;
-            for b in 0..self.table.bucket_count() {
-                if self.table.bucket(b).is_empty() {
-                    let key = self.random_key_in_bucket(u8::try_from(b).expect("≤ 255 buckets"));
-                    self.lookup(now_ms, key);
-                }
-            }
+        }
+        let stale: Vec<PeerId> = self
+            .lookups
+            .iter()
+            .filter(|(_, l)| now_ms.saturating_sub(l.started_ms) > hs)
+            .map(|(k, _)| *k)
+            .collect();
+        for key in stale {
+            self.finish_lookup(now_ms, key);
         }
 
         // Topics: renew our subscriptions, expire stale subscribers.
@@ -1458,7 +1677,10 @@ impl Overlay {
             if budget == 0 {
                 break;
             }
-            if !self.make_room_for(now_ms, &p) {
+            if self.refused.contains_key(&p) {
+                continue;
+            }
+            if !self.make_room_for(now_ms, &p, self.cfg.links_max) {
                 break;
             }
             self.connect(now_ms, p);

@@ -79,6 +79,12 @@ pub struct Routed {
     pub via: Option<PeerId>,
     /// The waypoint replies to the origin should take (a peer the origin is linked to).
     pub return_via: Option<PeerId>,
+    /// The id of the `target`'s message this answers: each peer on the way sends it back to
+    /// whoever handed it that message, retracing the path exactly (no loops, no stale hints).
+    pub reply_to: Option<u64>,
+    /// A 64-bit Bloom filter of the peers it passed (two bits each): an exact message that
+    /// has to wander while links are still forming never goes back to where it was.
+    pub visited: u64,
     /// What it carries.
     pub body: Body,
 }
@@ -89,7 +95,10 @@ pub enum Body {
     /// Application bytes.
     Data(Vec<u8>),
     /// Kademlia FIND_NODE: the closest peer answers with `Nodes`.
-    FindNode,
+    FindNode {
+        /// The key looked up (the routed target is the peer asked, for exact queries).
+        key: PeerId,
+    },
     /// Answer to `FindNode`: known peers closest to `key`, closest first.
     Nodes {
         /// The looked-up key.
