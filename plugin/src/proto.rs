@@ -2,7 +2,7 @@
 //! `poll_*()`. Nothing in here touches Bevy, matchbox, async runtimes, threads, the wall
 //! clock or ambient randomness; time and randomness are passed in.
 
-pub mod identity;
-pub mod wire;
-pub mod overlay;
 pub mod contract;
+pub mod identity;
+pub mod overlay;
+pub mod wire;

@@ -14,16 +14,25 @@ struct Seen {
     received: Vec<(PeerId, Vec<u8>)>,
 }
 
-fn record(mut seen: ResMut<Seen>, mut joined: MessageReader<PeerJoined>, mut received: MessageReader<MessageReceived>) {
+fn record(
+    mut seen: ResMut<Seen>,
+    mut joined: MessageReader<PeerJoined>,
+    mut received: MessageReader<MessageReceived>,
+) {
     seen.joined.extend(joined.read().map(|j| j.peer));
-    seen.received.extend(received.read().map(|m| (m.origin, m.payload.clone())));
+    seen.received
+        .extend(received.read().map(|m| (m.origin, m.payload.clone())));
 }
 
 fn app(net: &MemoryNetwork, seed: u8) -> App {
     let mut app = App::new();
     app.add_plugins(MinimalPlugins)
-        .insert_resource(TimeUpdateStrategy::ManualDuration(Duration::from_millis(50)))
-        .add_plugins(MeshworkPlugin::new(MeshworkConfig::memory(net.clone()).with_seed([seed; 32])))
+        .insert_resource(TimeUpdateStrategy::ManualDuration(Duration::from_millis(
+            50,
+        )))
+        .add_plugins(MeshworkPlugin::new(
+            MeshworkConfig::memory(net.clone()).with_seed([seed; 32]),
+        ))
         .init_resource::<Seen>()
         .add_systems(Update, record);
     app
@@ -33,7 +42,10 @@ fn app(net: &MemoryNetwork, seed: u8) -> App {
 fn three_apps_join_and_exchange_messages() {
     let net = MemoryNetwork::new();
     let mut apps: Vec<App> = (1..=3).map(|s| app(&net, s)).collect();
-    let ids: Vec<PeerId> = apps.iter().map(|a| a.world().resource::<LocalPeer>().peer_id).collect();
+    let ids: Vec<PeerId> = apps
+        .iter()
+        .map(|a| a.world().resource::<LocalPeer>().peer_id)
+        .collect();
     for _ in 0..40 {
         apps.iter_mut().for_each(|a| a.update());
     }
@@ -50,7 +62,11 @@ fn three_apps_join_and_exchange_messages() {
     for (i, a) in apps.iter_mut().enumerate() {
         for (j, id) in ids.iter().enumerate() {
             if i != j {
-                a.world_mut().write_message(SendMessage { target: *id, exact: true, payload: vec![i as u8, j as u8] });
+                a.world_mut().write_message(SendMessage {
+                    target: *id,
+                    exact: true,
+                    payload: vec![i as u8, j as u8],
+                });
             }
         }
     }

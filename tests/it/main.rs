@@ -4,7 +4,7 @@
 //! `reproduce:` line when they fail. Slow variants run only with `MESHWORK_SLOW_TESTS=1`.
 
 mod bevy_apps;
-mod overlay_sim;
 mod contract;
+mod overlay_sim;
 #[cfg(feature = "signalling")]
 mod real_links;
