@@ -37,6 +37,9 @@ use crate::proto::wire::{self, Frame, Reassembler, WireError};
 pub use msg::{Body, ConnectReply, ConnectRequest, LinkMsg, Routed, Signed, TransportId};
 use table::Table;
 
+/// How long an acknowledgement may wait for a `Routed` frame to ride on.
+const ACK_DELAY_MS: u64 = 20;
+
 /// Consecutive unacknowledged hops after which a link is considered dead.
 const LINK_STRIKES_MAX: u8 = 3;
 
@@ -292,6 +295,8 @@ struct Link {
     next_msg_id: u32,
     errors: u32,
     strikes: u8,
+    owed_acks: Vec<u32>,
+    ack_due_ms: u64,
     ping: Option<(u64, u64)>,
     rtt_ms: Option<u32>,
     reassembler: Option<Box<Reassembler>>,
@@ -484,6 +489,8 @@ impl Overlay {
             next_msg_id: 0,
             errors: 0,
             strikes: 0,
+            owed_acks: Vec::new(),
+            ack_due_ms: 0,
             ping: None,
             rtt_ms: None,
             reassembler: None,
@@ -602,13 +609,26 @@ impl Overlay {
                     }
                 }
             }
-            (LinkState::Up { .. }, LinkMsg::Ack { seq }) => {
-                l.strikes = 0;
-                self.pending.retain(|p| !(p.link == link && p.seq == seq));
+            (LinkState::Up { .. }, LinkMsg::Ack { seqs }) => {
+                if seqs.len() > msg::ACKS_MAX {
+                    return self.reject_frame(link, "too many acks");
+                }
+                self.take_acks(link, &seqs);
             }
-            (LinkState::Up { peer }, LinkMsg::Routed { seq, msg }) => {
+            (LinkState::Up { peer }, LinkMsg::Routed { seq, acks, msg }) => {
                 let from = *peer;
-                self.send_link(now_ms, link, &LinkMsg::Ack { seq });
+                if acks.len() > msg::ACKS_MAX {
+                    return self.reject_frame(link, "too many acks");
+                }
+                if l.owed_acks.is_empty() {
+                    l.ack_due_ms = now_ms + ACK_DELAY_MS;
+                }
+                l.owed_acks.push(seq);
+                let flush = l.owed_acks.len() >= msg::ACKS_MAX;
+                self.take_acks(link, &acks);
+                if flush {
+                    self.flush_acks(now_ms, link);
+                }
                 if self.seen_before(&msg, &from) {
                     self.stats.duplicates += 1;
                     return;
@@ -684,6 +704,15 @@ impl Overlay {
 
     /// Time passed: re-send hops, ping, expire, keep the link set healthy.
     pub fn handle_timeout(&mut self, now_ms: u64) {
+        let due: Vec<LinkId> = self
+            .links
+            .iter()
+            .filter(|l| !l.owed_acks.is_empty() && l.ack_due_ms <= now_ms)
+            .map(|l| l.id)
+            .collect();
+        for link in due {
+            self.flush_acks(now_ms, link);
+        }
         self.retransmit_due(now_ms);
         if now_ms >= self.next_maintenance_ms {
             self.next_maintenance_ms = now_ms + self.cfg.maintenance_ms;
@@ -699,7 +728,35 @@ impl Overlay {
             .map(|p| p.due_ms)
             .min()
             .unwrap_or(u64::MAX);
-        retransmit.min(self.next_maintenance_ms)
+        let acks = self
+            .links
+            .iter()
+            .filter(|l| !l.owed_acks.is_empty())
+            .map(|l| l.ack_due_ms)
+            .min()
+            .unwrap_or(u64::MAX);
+        retransmit.min(acks).min(self.next_maintenance_ms)
+    }
+
+    fn take_acks(&mut self, link: LinkId, seqs: &[u32]) {
+        if seqs.is_empty() {
+            return;
+        }
+        if let Some(l) = self.links.iter_mut().find(|l| l.id == link) {
+            l.strikes = 0;
+        }
+        self.pending
+            .retain(|p| !(p.link == link && seqs.contains(&p.seq)));
+    }
+
+    fn flush_acks(&mut self, now_ms: u64, link: LinkId) {
+        let Some(l) = self.links.iter_mut().find(|l| l.id == link) else {
+            return;
+        };
+        let seqs = std::mem::take(&mut l.owed_acks);
+        if !seqs.is_empty() {
+            self.send_link(now_ms, link, &LinkMsg::Ack { seqs });
+        }
     }
 
     /// The next frame to send.
@@ -1068,7 +1125,8 @@ impl Overlay {
         let seq = l.next_seq;
         l.next_seq = l.next_seq.wrapping_add(1);
         let rto = self.cfg.retransmit_ms << tries.min(6);
-        let frame = LinkMsg::Routed { seq, msg };
+        let acks = std::mem::take(&mut l.owed_acks);
+        let frame = LinkMsg::Routed { seq, acks, msg };
         self.send_link(now_ms, link, &frame);
         let LinkMsg::Routed { msg, .. } = frame else {
             unreachable!("constructed above")

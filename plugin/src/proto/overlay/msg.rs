@@ -43,19 +43,27 @@ pub enum LinkMsg {
         /// At most `PEERS_MAX` ids.
         peers: Vec<PeerId>,
     },
-    /// A routed message, with the per-hop sequence number the receiver acknowledges.
+    /// A routed message, with the per-hop sequence number the receiver acknowledges, and
+    /// acknowledgements the sender owes (piggybacked, so request/response traffic needs no
+    /// separate ack frames).
     Routed {
         /// Per-link sequence number for the hop acknowledgement.
         seq: u32,
+        /// Sequence numbers of `Routed` frames received on this link (at most `ACKS_MAX`).
+        acks: Vec<u32>,
         /// The message.
         msg: Routed,
     },
-    /// Acknowledges `Routed { seq }` on this link.
+    /// Acknowledges `Routed` frames on this link; sent when no `Routed` frame carried them
+    /// within the ack delay.
     Ack {
-        /// The acknowledged sequence number.
-        seq: u32,
+        /// The acknowledged sequence numbers (at most `ACKS_MAX`).
+        seqs: Vec<u32>,
     },
 }
+
+/// Most acknowledgements in one frame.
+pub const ACKS_MAX: usize = 64;
 
 /// Most peer ids in one `Peers` message.
 pub const PEERS_MAX: usize = 64;
