@@ -72,11 +72,10 @@ fn mesh_round_trips(url: &str, n: usize) -> Vec<Duration> {
                 if let NodeEvent::Message {
                     origin, payload, ..
                 } = ev
+                    && origin == ida
                 {
-                    if origin == ida {
-                        b.send(now(), ida, true, payload);
-                        b.flush(now(), &mut Vec::new());
-                    }
+                    b.send(now(), ida, true, payload);
+                    b.flush(now(), &mut Vec::new());
                 }
             }
             for ev in a.tick(now()) {

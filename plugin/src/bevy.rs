@@ -332,7 +332,6 @@ fn now_ms(time: &Time<Real>) -> u64 {
     u64::try_from(time.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
-#[expect(clippy::too_many_arguments, reason = "one writer per message kind")]
 fn receive(
     time: Res<Time<Real>>,
     mut node: NonSendMut<MeshworkNode>,

@@ -611,11 +611,11 @@ impl Sim {
         let to = if l.a == from { l.b } else { l.a };
         let latency = l.latency_ms;
         self.frames += 1;
-        if let Some(p) = &self.partition {
-            if p.get(from) != p.get(to) {
-                self.frames_dropped += 1;
-                return;
-            }
+        if let Some(p) = &self.partition
+            && p.get(from) != p.get(to)
+        {
+            self.frames_dropped += 1;
+            return;
         }
         if self.chance(self.cfg.loss_ppm) {
             self.frames_dropped += 1;

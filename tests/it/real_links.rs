@@ -139,10 +139,10 @@ impl Mesh {
         let mut stack = vec![0usize];
         while let Some(i) = stack.pop() {
             for p in self.peers[i].linked() {
-                if seen.insert(p) {
-                    if let Some(j) = ids.iter().position(|x| *x == p) {
-                        stack.push(j);
-                    }
+                if seen.insert(p)
+                    && let Some(j) = ids.iter().position(|x| *x == p)
+                {
+                    stack.push(j);
                 }
             }
         }

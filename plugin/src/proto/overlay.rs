@@ -590,12 +590,11 @@ impl Overlay {
             }
             (LinkState::Up { .. }, LinkMsg::Pong { nonce, needed }) => {
                 l.remote_needs = needed;
-                if let Some((n, sent)) = l.ping {
-                    if n == nonce {
-                        l.rtt_ms =
-                            Some(u32::try_from(now_ms.saturating_sub(sent)).unwrap_or(u32::MAX));
-                        l.ping = None;
-                    }
+                if let Some((n, sent)) = l.ping
+                    && n == nonce
+                {
+                    l.rtt_ms = Some(u32::try_from(now_ms.saturating_sub(sent)).unwrap_or(u32::MAX));
+                    l.ping = None;
                 }
             }
             (LinkState::Up { peer }, LinkMsg::Peers { peers }) => {
@@ -1010,10 +1009,10 @@ impl Overlay {
         let visited = msg.visited;
         let fresh = |l: Option<LinkId>| l.filter(|l| self.link_unvisited(*l, visited));
         // A reply retraces the path of the message it answers.
-        if let Some(rid) = msg.reply_to {
-            if let Some(l) = fresh(self.path_back(&msg.target, rid, from)) {
-                return Some(l);
-            }
+        if let Some(rid) = msg.reply_to
+            && let Some(l) = fresh(self.path_back(&msg.target, rid, from))
+        {
+            return Some(l);
         }
         if let Some(l) = fresh(self.via_link(&msg.target, from)) {
             return Some(l);
@@ -1029,17 +1028,17 @@ impl Overlay {
                 .and_then(|c| self.table.by_prefix(&c.via))
                 .map(|c| c.id)
                 .filter(|t| *t != self.me && *t != heading);
-            if let Some(t) = teller {
-                if let Some(l) = fresh(self.via_link(&t, from)) {
-                    msg.via = Some(t);
-                    return Some(l);
-                }
-            }
-        }
-        if let Some(l) = self.next_hop(&heading, skip, from) {
-            if self.link_unvisited(l, visited) {
+            if let Some(t) = teller
+                && let Some(l) = fresh(self.via_link(&t, from))
+            {
+                msg.via = Some(t);
                 return Some(l);
             }
+        }
+        if let Some(l) = self.next_hop(&heading, skip, from)
+            && self.link_unvisited(l, visited)
+        {
+            return Some(l);
         }
         // Stuck (links still forming): step to the unvisited link closest to the target even if
         // it is no closer than we are; the visited set keeps the walk from looping.
@@ -1708,10 +1707,10 @@ impl Overlay {
             .collect();
         let mut covered = vec![false; self.table.bucket_count()];
         for p in &linked {
-            if let Some(b) = self.me.bucket_of(p) {
-                if let Some(c) = covered.get_mut(usize::from(b)) {
-                    *c = true;
-                }
+            if let Some(b) = self.me.bucket_of(p)
+                && let Some(c) = covered.get_mut(usize::from(b))
+            {
+                *c = true;
             }
         }
         let mut wants = Vec::new();

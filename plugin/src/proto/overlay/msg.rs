@@ -9,6 +9,10 @@ use crate::proto::identity::{PeerId, PublicKey, Signature};
 pub struct TransportId(pub [u8; 16]);
 
 /// Everything that travels on a link.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "decoded once per frame and consumed at once; boxing would cost an allocation per hop"
+)]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum LinkMsg {
     /// First message in each direction: who I claim to be and a fresh challenge for you.

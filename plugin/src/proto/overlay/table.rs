@@ -86,10 +86,10 @@ impl Table {
 
     /// Forget `id`.
     pub fn remove(&mut self, id: &PeerId) {
-        if let Some(b) = self.me.bucket_of(id) {
-            if let Some(bucket) = self.buckets.get_mut(usize::from(b)) {
-                bucket.retain(|c| c.id != *id);
-            }
+        if let Some(b) = self.me.bucket_of(id)
+            && let Some(bucket) = self.buckets.get_mut(usize::from(b))
+        {
+            bucket.retain(|c| c.id != *id);
         }
         while self.buckets.last().is_some_and(Vec::is_empty) {
             self.buckets.pop();
