@@ -420,6 +420,10 @@ impl Sim {
             self.step(ev);
         }
         self.now_ms = end;
+        if self.queue.capacity() > 4 * self.queue.len().max(1024) {
+            // A bootstrap burst must not count as per-peer memory for the rest of the run.
+            self.queue.shrink_to(2 * self.queue.len().max(1024));
+        }
     }
 
     fn step(&mut self, ev: Ev) {

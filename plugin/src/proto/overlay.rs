@@ -37,6 +37,9 @@ use crate::proto::wire::{self, Frame, Reassembler, WireError};
 pub use msg::{Body, ConnectReply, ConnectRequest, LinkMsg, Routed, Signed, TransportId};
 use table::Table;
 
+/// Capacity kept by idle queues.
+const QUEUE_KEEP: usize = 8;
+
 /// How long an acknowledgement may wait for a `Routed` frame to ride on.
 const ACK_DELAY_MS: u64 = 20;
 
@@ -272,13 +275,17 @@ pub struct Stats {
 
 #[derive(Debug)]
 enum LinkState {
-    Handshake {
-        our_nonce: [u8; 16],
-        theirs: Option<(PublicKey, [u8; 16])>,
-    },
+    /// Boxed: only new links carry it, and it would double the size of every link.
+    Handshake(Box<Handshake>),
     Up {
         peer: PeerId,
     },
+}
+
+#[derive(Debug)]
+struct Handshake {
+    our_nonce: [u8; 16],
+    theirs: Option<(PublicKey, [u8; 16])>,
 }
 
 #[derive(Debug)]
@@ -306,7 +313,7 @@ impl Link {
     fn peer(&self) -> Option<PeerId> {
         match self.state {
             LinkState::Up { peer } => Some(peer),
-            LinkState::Handshake { .. } => None,
+            LinkState::Handshake(_) => None,
         }
     }
 }
@@ -340,7 +347,8 @@ pub struct Overlay {
     pending: VecDeque<Pending>,
     dials: BTreeMap<PeerId, Dial>,
     expected: BTreeMap<PeerId, u64>,
-    seen: VecDeque<(u64, [u8; 4])>,
+    /// `(seen key, first 4 bytes of the peer it came from)`, 12 bytes an entry.
+    seen: VecDeque<([u8; 8], [u8; 4])>,
     subscriptions: BTreeSet<PeerId>,
     return_paths: BTreeMap<PeerId, ReturnPath>,
     rendezvous: BTreeMap<PeerId, BTreeMap<PeerId, u64>>,
@@ -451,7 +459,7 @@ impl Overlay {
         self.table.heap_bytes()
             + self.links.capacity() * size_of::<Link>()
             + self.pending.capacity() * size_of::<Pending>()
-            + self.seen.capacity() * size_of::<(u64, [u8; 4])>()
+            + self.seen.capacity() * size_of::<([u8; 8], [u8; 4])>()
             + self.transmits.capacity() * size_of::<Transmit>()
             + self.events.capacity() * size_of::<Event>()
     }
@@ -477,10 +485,10 @@ impl Overlay {
             id: link,
             local,
             remote,
-            state: LinkState::Handshake {
+            state: LinkState::Handshake(Box::new(Handshake {
                 our_nonce,
                 theirs: None,
-            },
+            })),
             opened_ms: now_ms,
             last_recv_ms: now_ms,
             last_send_ms: now_ms,
@@ -559,27 +567,27 @@ impl Overlay {
         };
         l.last_recv_ms = now_ms;
         match (&mut l.state, msg) {
-            (LinkState::Handshake { our_nonce, theirs }, LinkMsg::Hello { public_key, nonce }) => {
-                if theirs.is_some() {
+            (LinkState::Handshake(hs), LinkMsg::Hello { public_key, nonce }) => {
+                if hs.theirs.is_some() {
                     return self.reject_frame(link, "second hello");
                 }
-                *theirs = Some((public_key, nonce));
-                let m = msg::auth_message(l.local, l.remote, &nonce, our_nonce);
+                hs.theirs = Some((public_key, nonce));
+                let m = msg::auth_message(l.local, l.remote, &nonce, &hs.our_nonce);
                 let signature = self.identity.sign(Domain::LinkAuth, &m);
                 self.send_link(now_ms, link, &LinkMsg::Auth { signature });
             }
-            (LinkState::Handshake { our_nonce, theirs }, LinkMsg::Auth { signature }) => {
-                let Some((public_key, their_nonce)) = *theirs else {
+            (LinkState::Handshake(hs), LinkMsg::Auth { signature }) => {
+                let Some((public_key, their_nonce)) = hs.theirs else {
                     return self.reject_handshake(link, "auth before hello");
                 };
-                let m = msg::auth_message(l.remote, l.local, our_nonce, &their_nonce);
+                let m = msg::auth_message(l.remote, l.local, &hs.our_nonce, &their_nonce);
                 if identity::verify(&public_key, Domain::LinkAuth, &m, &signature).is_err() {
                     return self.reject_handshake(link, "bad handshake signature");
                 }
                 let peer = PeerId::from_public_key(&public_key);
                 self.link_authenticated(now_ms, link, peer);
             }
-            (LinkState::Handshake { .. }, _) => self.reject_frame(link, "message before handshake"),
+            (LinkState::Handshake(_), _) => self.reject_frame(link, "message before handshake"),
             (LinkState::Up { .. }, LinkMsg::Hello { .. } | LinkMsg::Auth { .. }) => {
                 self.reject_frame(link, "handshake message on an authenticated link");
             }
@@ -760,12 +768,21 @@ impl Overlay {
 
     /// The next frame to send.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.transmits.pop_front()
+        let t = self.transmits.pop_front();
+        if t.is_none() && self.transmits.capacity() > QUEUE_KEEP {
+            // Bursts (a join, a lookup) must not pin memory on every one of many peers.
+            self.transmits.shrink_to(QUEUE_KEEP);
+        }
+        t
     }
 
     /// The next event.
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        let e = self.events.pop_front();
+        if e.is_none() && self.events.capacity() > QUEUE_KEEP {
+            self.events.shrink_to(QUEUE_KEEP);
+        }
+        e
     }
 
     // ----- application → core -----------------------------------------------------------
@@ -1154,6 +1171,12 @@ impl Overlay {
                 i += 1;
             }
         }
+        if self.pending.is_empty() {
+            // Pending hops are large (a whole routed message each); idle peers hold none.
+            self.pending.shrink_to_fit();
+        } else if self.pending.capacity() > QUEUE_KEEP && self.pending.len() < QUEUE_KEEP / 2 {
+            self.pending.shrink_to(QUEUE_KEEP);
+        }
         for p in due {
             if p.tries >= self.cfg.retries_max {
                 self.stats.routed_lost += 1;
@@ -1191,8 +1214,8 @@ impl Overlay {
         }
     }
 
-    fn seen_key(origin: &PeerId, id: u64) -> u64 {
-        u64::from_le_bytes(prefix8(origin)) ^ id.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+    fn seen_key(origin: &PeerId, id: u64) -> [u8; 8] {
+        (u64::from_le_bytes(prefix8(origin)) ^ id.wrapping_mul(0x9e37_79b9_7f4a_7c15)).to_le_bytes()
     }
 
     /// Record `msg` as seen, with the peer it came from (the way back along its path).
@@ -1562,6 +1585,9 @@ impl Overlay {
     fn close_link(&mut self, link: LinkId) {
         if let Some(i) = self.links.iter().position(|l| l.id == link) {
             let l = self.links.swap_remove(i);
+            if self.links.capacity() > self.links.len() + QUEUE_KEEP {
+                self.links.shrink_to(self.links.len() + QUEUE_KEEP / 2);
+            }
             if let Some(peer) = l.peer() {
                 self.events.push_back(Event::PeerLeft { peer, link });
             }
@@ -1576,7 +1602,7 @@ impl Overlay {
             .links
             .iter()
             .filter(|l| {
-                matches!(l.state, LinkState::Handshake { .. })
+                matches!(l.state, LinkState::Handshake(_))
                     && now_ms.saturating_sub(l.opened_ms) > hs
             })
             .map(|l| l.id)
