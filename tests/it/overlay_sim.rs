@@ -148,3 +148,31 @@ fn partition_then_heal_converges() {
         });
     }
 }
+
+#[test]
+fn topic_publications_reach_every_subscriber() {
+    for seed in seeds() {
+        with_seed("topic_publications_reach_every_subscriber", seed, |seed| {
+            let mut sim = grown(seed, 200, 0);
+            let live: Vec<usize> = sim.live_slots().collect();
+            let subscribers: Vec<usize> = live.iter().copied().step_by(10).collect();
+            for &s in &subscribers {
+                sim.with_overlay(s, |o, now| o.subscribe(now, b"region/3/7"));
+            }
+            sim.run_for(5_000);
+            sim.clear_deliveries();
+            let publisher = live[5];
+            sim.with_overlay(publisher, |o, now| {
+                o.publish(now, b"region/3/7", b"block placed".to_vec())
+            });
+            sim.run_for(5_000);
+            let mut got: Vec<usize> = sim.published().iter().map(|(at, _)| *at).collect();
+            got.sort_unstable();
+            got.dedup();
+            assert_eq!(
+                got, subscribers,
+                "every subscriber (and only they) got the publication"
+            );
+        });
+    }
+}

@@ -34,7 +34,9 @@ use rand_core::{RngCore, SeedableRng};
 
 use crate::proto::identity::{self, Domain, Identity, PeerId, PublicKey};
 use crate::proto::wire::{self, Frame, Reassembler, WireError};
-pub use msg::{Body, ConnectReply, ConnectRequest, LinkMsg, Routed, Signed, TransportId};
+pub use msg::{
+    Body, ConnectReply, ConnectRequest, LinkMsg, Routed, SignalBody, Signed, TransportId,
+};
 use table::Table;
 
 /// Capacity kept by idle queues.
@@ -795,7 +797,7 @@ impl Overlay {
 
     /// Send transport signalling to `to` through the mesh, signed by us.
     pub fn send_signal(&mut self, now_ms: u64, to: PeerId, payload: Vec<u8>) {
-        let signed = self.sign(Domain::SignalRequest, payload);
+        let signed = self.sign(Domain::SignalRequest, SignalBody { to, payload });
         self.originate(now_ms, to, true, Body::Signal(signed));
     }
 
@@ -1289,10 +1291,11 @@ impl Overlay {
             Body::Connect(signed) => self.on_connect(now_ms, origin, signed),
             Body::ConnectReply(signed) => self.on_connect_reply(now_ms, signed),
             Body::Signal(signed) => match self.check_signed(&signed) {
-                Ok(from) => self.events.push_back(Event::Signal {
+                Ok(from) if signed.value.to == self.me => self.events.push_back(Event::Signal {
                     from,
-                    payload: signed.value,
+                    payload: signed.value.payload,
                 }),
+                Ok(_) => tracing::warn!("signal for another peer dropped"),
                 Err(reason) => tracing::warn!(reason, "signal dropped"),
             },
             Body::Subscribe { topic } => {

@@ -123,7 +123,7 @@ pub enum Body {
     /// The answer to a `Connect`.
     ConnectReply(Signed<ConnectReply>),
     /// Transport signalling (e.g. WebRTC SDP/ICE) between two peers, signed by the sender.
-    Signal(Signed<Vec<u8>>),
+    Signal(Signed<SignalBody>),
     /// A pub/sub publication routed to the topic's rendezvous key.
     Publish {
         /// The topic.
@@ -147,6 +147,16 @@ pub struct Signed<T> {
     pub public_key: PublicKey,
     /// The author's signature over the bincode encoding of `value`.
     pub signature: Signature,
+}
+
+/// Transport signalling for one recipient. Naming the recipient inside the signed value stops
+/// a signal meant for one peer from being replayed to another.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignalBody {
+    /// The recipient.
+    pub to: PeerId,
+    /// The transport's bytes.
+    pub payload: Vec<u8>,
 }
 
 /// Ask the target to accept a link from the requester.
