@@ -52,7 +52,8 @@ const LINK_STRIKES_MAX: u8 = 3;
 /// head for its waypoint.
 #[derive(Debug, Clone, Copy)]
 struct ReturnPath {
-    via: Option<PeerId>,
+    origin: [u8; 8],
+    via: [u8; 4],
     last_id: u64,
 }
 
@@ -70,7 +71,7 @@ fn prefix8(id: &PeerId) -> [u8; 8] {
 /// Peers that refused a link are not asked again for this long.
 const REFUSED_BACKOFF_MS: u64 = 30_000;
 /// Refusals remembered.
-const REFUSED_MAX: usize = 32;
+const REFUSED_MAX: usize = 16;
 
 /// Concurrent queries of one lookup (Kademlia's α).
 const LOOKUP_PARALLELISM: usize = 2;
@@ -352,7 +353,8 @@ pub struct Overlay {
     /// `(seen key, first 4 bytes of the peer it came from)`, 12 bytes an entry.
     seen: VecDeque<([u8; 8], [u8; 4])>,
     subscriptions: BTreeSet<PeerId>,
-    return_paths: BTreeMap<PeerId, ReturnPath>,
+    /// Most recent last; keyed by 8-byte id prefixes to stay small.
+    return_paths: VecDeque<ReturnPath>,
     rendezvous: BTreeMap<PeerId, BTreeMap<PeerId, u64>>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
@@ -360,7 +362,8 @@ pub struct Overlay {
     next_maintenance_ms: u64,
     next_refresh_ms: u64,
     lookups: BTreeMap<PeerId, Lookup>,
-    refused: BTreeMap<PeerId, u64>,
+    /// `(id prefix, until)` of peers that refused a link.
+    refused: VecDeque<([u8; 8], u64)>,
     next_subscribe_ms: u64,
     stats: Stats,
 }
@@ -384,7 +387,7 @@ impl Overlay {
             expected: BTreeMap::new(),
             seen: VecDeque::new(),
             subscriptions: BTreeSet::new(),
-            return_paths: BTreeMap::new(),
+            return_paths: VecDeque::new(),
             rendezvous: BTreeMap::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -392,7 +395,7 @@ impl Overlay {
             next_maintenance_ms: now_ms,
             next_refresh_ms: now_ms,
             lookups: BTreeMap::new(),
-            refused: BTreeMap::new(),
+            refused: VecDeque::new(),
             next_subscribe_ms: now_ms,
             stats: Stats::default(),
             cfg,
@@ -462,6 +465,8 @@ impl Overlay {
             + self.links.capacity() * size_of::<Link>()
             + self.pending.capacity() * size_of::<Pending>()
             + self.seen.capacity() * size_of::<([u8; 8], [u8; 4])>()
+            + self.return_paths.capacity() * size_of::<ReturnPath>()
+            + self.refused.capacity() * size_of::<([u8; 8], u64)>()
             + self.transmits.capacity() * size_of::<Transmit>()
             + self.events.capacity() * size_of::<Event>()
     }
@@ -894,7 +899,7 @@ impl Overlay {
 
     fn originate(&mut self, now_ms: u64, target: PeerId, exact: bool, body: Body) -> u64 {
         let via = if exact {
-            self.return_paths.get(&target).and_then(|r| r.via)
+            self.return_waypoint(&target)
         } else {
             None
         };
@@ -909,7 +914,7 @@ impl Overlay {
         via: Option<PeerId>,
         body: Body,
     ) -> u64 {
-        let via = via.or_else(|| self.return_paths.get(&target).and_then(|r| r.via));
+        let via = via.or_else(|| self.return_waypoint(&target));
         self.originate_with(now_ms, target, true, via, body)
     }
 
@@ -929,7 +934,7 @@ impl Overlay {
             .map(|(p, _)| p)
             .min_by_key(|p| p.distance(&self.me));
         let reply_to = if exact {
-            self.return_paths.get(&target).map(|r| r.last_id)
+            self.return_path(&target).map(|r| r.last_id)
         } else {
             None
         };
@@ -1257,14 +1262,21 @@ impl Overlay {
             ..
         } = msg;
         if origin != self.me {
-            if self.return_paths.len() >= RETURN_PATHS_MAX
-                && !self.return_paths.contains_key(&origin)
-            {
-                self.return_paths.pop_first();
+            let key = prefix8(&origin);
+            if let Some(i) = self.return_paths.iter().position(|r| r.origin == key) {
+                self.return_paths.remove(i);
             }
-            let via = return_via.filter(|r| *r != self.me);
-            self.return_paths
-                .insert(origin, ReturnPath { via, last_id: id });
+            if self.return_paths.len() >= RETURN_PATHS_MAX {
+                self.return_paths.pop_front();
+            }
+            let via = return_via
+                .filter(|r| *r != self.me)
+                .map_or([0; 4], |r| [r.0[0], r.0[1], r.0[2], r.0[3]]);
+            self.return_paths.push_back(ReturnPath {
+                origin: key,
+                via,
+                last_id: id,
+            });
         }
         match msg.body {
             Body::Data(payload) => self.events.push_back(Event::Delivered {
@@ -1340,7 +1352,7 @@ impl Overlay {
                         target: s,
                         exact: true,
                         hops: 0,
-                        via: self.return_paths.get(&s).and_then(|r| r.via),
+                        via: self.return_waypoint(&s),
                         return_via: None,
                         reply_to: None,
                         visited: 0,
@@ -1428,6 +1440,20 @@ impl Overlay {
         self.events.push_back(Event::LookupDone { key, peers });
     }
 
+    fn return_path(&self, origin: &PeerId) -> Option<&ReturnPath> {
+        let key = prefix8(origin);
+        self.return_paths.iter().rev().find(|r| r.origin == key)
+    }
+
+    /// The waypoint `origin` asked replies to take, if we know that peer's full id.
+    fn return_waypoint(&self, origin: &PeerId) -> Option<PeerId> {
+        let r = self.return_path(origin)?;
+        (r.via != [0; 4])
+            .then(|| self.table.by_prefix(&r.via))
+            .flatten()
+            .map(|c| c.id)
+    }
+
     fn fresh_id(&mut self) -> u64 {
         self.rng.next_u64()
     }
@@ -1496,9 +1522,10 @@ impl Overlay {
             self.dials.remove(&author);
             // Refused for want of room: alive, so not a failure; just not again soon.
             if self.refused.len() >= REFUSED_MAX {
-                self.refused.pop_first();
+                self.refused.pop_front();
             }
-            self.refused.insert(author, now_ms + REFUSED_BACKOFF_MS);
+            self.refused
+                .push_back((prefix8(&author), now_ms + REFUSED_BACKOFF_MS));
         }
     }
 
@@ -1626,7 +1653,7 @@ impl Overlay {
             self.table.note_failure(&p, 3);
         }
         self.expected.retain(|_, t| now_ms.saturating_sub(*t) <= hs);
-        self.refused.retain(|_, until| *until > now_ms);
+        self.refused.retain(|(_, until)| *until > now_ms);
 
         // Liveness.
         let timeout = self.cfg.link_timeout_ms;
@@ -1763,7 +1790,7 @@ impl Overlay {
             if budget == 0 {
                 break;
             }
-            if self.refused.contains_key(&p) {
+            if self.refused.iter().any(|(r, _)| *r == prefix8(&p)) {
                 continue;
             }
             if !self.make_room_for(now_ms, &p, self.cfg.links_max) {
