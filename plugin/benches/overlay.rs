@@ -75,6 +75,11 @@ fn main() {
         sim.grow(n, joins_per_s);
         sim.run_for(60_000);
         let process_bytes = LIVE.load(Ordering::Relaxed).saturating_sub(before);
+        let (queued, queue_cap, sim_links) = sim.overhead();
+        eprintln!(
+            "  [{n} peers] sim overhead: {queued} events queued (capacity {queue_cap}, {} B each), {sim_links} links",
+            size_of::<(u64, u64, u64, Vec<u8>)>()
+        );
         let report = sim.route_random(10_000, 10_000, 20_000);
         let links = sim.links_per_peer();
         let links_avg = links.iter().sum::<usize>() as f64 / links.len().max(1) as f64;

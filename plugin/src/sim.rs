@@ -746,6 +746,11 @@ impl Sim {
         }
     }
 
+    /// `(events queued, event-queue capacity, simulated links)`: the simulator's own overhead.
+    pub fn overhead(&self) -> (usize, usize, usize) {
+        (self.queue.len(), self.queue.capacity(), self.links.len())
+    }
+
     /// Frames waiting in the network.
     pub fn in_flight(&self) -> usize {
         self.queue.len()

@@ -120,7 +120,8 @@ pub struct OverlayConfig {
     pub retries_max: u8,
     /// Concurrent outgoing link requests (default 4).
     pub dials_max: usize,
-    /// Recently seen `(origin, id)` pairs remembered for duplicate suppression (default 256).
+    /// Recently seen `(origin, id)` pairs remembered for duplicate suppression and for replies to
+    /// retrace their path (default 256; 12 bytes each).
     pub seen_max: usize,
     /// Unacknowledged hops held (default 256).
     pub pending_max: usize,
@@ -488,6 +489,8 @@ impl Overlay {
         }
         let mut our_nonce = [0u8; 16];
         self.rng.fill_bytes(&mut our_nonce);
+        // Grow one at a time: a doubling Vec would hold room for 32 links (7 KB) on every peer.
+        self.links.reserve_exact(1);
         self.links.push(Link {
             id: link,
             local,
@@ -776,9 +779,9 @@ impl Overlay {
     /// The next frame to send.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
         let t = self.transmits.pop_front();
-        if t.is_none() && self.transmits.capacity() > QUEUE_KEEP {
+        if t.is_none() && self.transmits.capacity() > 0 {
             // Bursts (a join, a lookup) must not pin memory on every one of many peers.
-            self.transmits.shrink_to(QUEUE_KEEP);
+            self.transmits.shrink_to_fit();
         }
         t
     }
@@ -786,8 +789,8 @@ impl Overlay {
     /// The next event.
     pub fn poll_event(&mut self) -> Option<Event> {
         let e = self.events.pop_front();
-        if e.is_none() && self.events.capacity() > QUEUE_KEEP {
-            self.events.shrink_to(QUEUE_KEEP);
+        if e.is_none() && self.events.capacity() > 0 {
+            self.events.shrink_to_fit();
         }
         e
     }
@@ -1615,8 +1618,8 @@ impl Overlay {
     fn close_link(&mut self, link: LinkId) {
         if let Some(i) = self.links.iter().position(|l| l.id == link) {
             let l = self.links.swap_remove(i);
-            if self.links.capacity() > self.links.len() + QUEUE_KEEP {
-                self.links.shrink_to(self.links.len() + QUEUE_KEEP / 2);
+            if self.links.capacity() > self.links.len() + 2 {
+                self.links.shrink_to(self.links.len() + 1);
             }
             if let Some(peer) = l.peer() {
                 self.events.push_back(Event::PeerLeft { peer, link });

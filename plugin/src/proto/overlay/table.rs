@@ -7,13 +7,18 @@ use crate::proto::identity::PeerId;
 pub struct Contact {
     /// The peer.
     pub id: PeerId,
-    /// When we last heard of it (virtual ms).
-    pub seen_ms: u64,
+    /// When we last heard of it, in whole seconds of the caller's clock (4 bytes, not 8: a
+    /// table holds a hundred or more of these on every peer).
+    pub seen_s: u32,
     /// Failed dials since it was last seen alive; a contact with too many is forgotten.
     pub fails: u8,
     /// The first four bytes of the id of the peer that told us of this one (zero if none):
     /// a waypoint for reaching it before greedy routing can.
     pub via: [u8; 4],
+}
+
+fn seconds(now_ms: u64) -> u32 {
+    u32::try_from(now_ms / 1000).unwrap_or(u32::MAX)
 }
 
 /// k-buckets over XOR distance. Bucket `i` holds peers sharing exactly `i` leading bits with us;
@@ -56,13 +61,13 @@ impl Table {
         let k = self.k;
         let bucket = &mut self.buckets[b];
         if let Some(c) = bucket.iter_mut().find(|c| c.id == id) {
-            c.seen_ms = now_ms;
+            c.seen_s = seconds(now_ms);
             c.fails = 0;
             return false;
         }
         let fresh = Contact {
             id,
-            seen_ms: now_ms,
+            seen_s: seconds(now_ms),
             fails: 0,
             via,
         };
