@@ -57,7 +57,7 @@ fn main() {
         "p50",
         "p95",
         "max",
-        "frames/msg",
+        "frames/msg*",
         "links avg",
         "links max",
         "state B/p",
