@@ -99,6 +99,12 @@ fn main() {
         );
     }
     println!(
+        "* every frame the network carried in the 30 s message window (routed hops, acks, pings, lookups) / deliveries"
+    );
+    println!(
+        "state B/p: the overlay cores' own bytes; process B/p: all live heap of the simulator / peers"
+    );
+    println!(
         "targets: p95 hops <= 10 at 100k, links avg <= 24, <= 16384 B per simulated peer (seed budget 65536)"
     );
 }
