@@ -4,5 +4,6 @@
 
 pub mod contract;
 pub mod identity;
+pub mod ledger;
 pub mod overlay;
 pub mod wire;

@@ -187,6 +187,18 @@ pub enum Domain {
     Routed,
     /// A pub/sub publication.
     Publish,
+    /// A ledger transfer order, signed by the owners of its inputs.
+    LedgerOrder,
+    /// A validator's vote for an order (certificates and equivocation proofs are made of these).
+    LedgerVote,
+    /// A referee verdict that forfeits a bond.
+    LedgerVerdict,
+    /// A committee endorsement of verified WASM work (validator weight).
+    LedgerWork,
+    /// A committee endorsement of the next epoch's committee.
+    LedgerReconfig,
+    /// An old-committee member's lock handoff to the next epoch.
+    LedgerHandoff,
 }
 
 impl Domain {
@@ -197,6 +209,12 @@ impl Domain {
             Domain::SignalRequest => b"signal-request",
             Domain::Routed => b"routed",
             Domain::Publish => b"publish",
+            Domain::LedgerOrder => b"ledger-order",
+            Domain::LedgerVote => b"ledger-vote",
+            Domain::LedgerVerdict => b"ledger-verdict",
+            Domain::LedgerWork => b"ledger-work",
+            Domain::LedgerReconfig => b"ledger-reconfig",
+            Domain::LedgerHandoff => b"ledger-handoff",
         }
     }
 }

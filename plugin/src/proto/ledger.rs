@@ -1,0 +1,249 @@
+//! Ledger: UTXO micropayments final after one round trip to a small quorum, without a global
+//! chain (FastPay-style consistent broadcast), collateral bonds, and validator weight from bond and
+//! attested WASM work. Sans-IO: the cores take messages in and hand messages out; storage is a
+//! trait ([`LedgerStore`]) so the same validator runs over memory (simulator, tests) and over a
+//! crash-safe database (the node).
+//!
+//! # How a payment works
+//!
+//! 1. The payer's [`Wallet`] builds a [`TransferOrder`]: inputs (each an [`OutputId`] plus the
+//!    claimed [`Output`]), new outputs, a fee (burned) and the committee [`Epoch`]. Every distinct
+//!    owner of an input signs the order digest ([`Domain::LedgerOrder`]).
+//! 2. It sends the order (with the certificates that created its inputs, so validators that have
+//!    not seen them can check creation on the spot) to the *validators of each input*: the
+//!    `shard_size` (default 16) committee members whose [`PeerId`] is XOR-closest to the output id.
+//! 3. A [`Validator`] checks the order; for every input it is responsible for, the input must
+//!    exist, match the claim and be unlocked or locked by this same order. It then **records the
+//!    lock through [`LedgerStore::apply`] and only if that succeeds signs a [`Vote`]**
+//!    ([`Domain::LedgerVote`]). A validator never signs two different orders spending one input.
+//! 4. Votes from more than 2/3 of the weight of every input's validator set form a
+//!    [`Certificate`]: the payment is final after this one round trip. The certificate is the
+//!    proof of creation of the order's outputs; payees keep it and attach it when they spend.
+//!
+//! Value is conserved: `Σ inputs == Σ outputs + fee` for every order, fees are burned, so
+//! `Σ unspent outputs + Σ burned == Σ minted (genesis)` holds for any set of non-conflicting
+//! certificates.
+//!
+//! # Safety assumption
+//!
+//! Less than 1/3 of the weight of **every shard** (validator set of an output) is byzantine. Two
+//! certificates for one input need two quorums of > 2/3 of the same shard, which share > 1/3 of
+//! its weight, hence an honest validator that would have signed both. Two conflicting votes by
+//! one validator are an [`EquivocationProof`] that forfeits its bond.
+//!
+//! # Epochs
+//!
+//! The committee changes only at epoch boundaries, by a [`CertifiedReconfiguration`] signed by
+//! more than 2/3 of the old committee's weight. On applying it a validator stops voting for the
+//! old epoch and publishes a signed [`Handoff`] of every lock it holds; a validator votes on an
+//! input in the new epoch only after it has absorbed handoffs from more than 2/3 of the weight of
+//! that input's *previous* shard (quorum intersection carries every certified lock over).
+
+mod bond;
+mod cert;
+mod committee;
+mod order;
+mod store;
+mod validator;
+mod wallet;
+
+pub use bond::{BondTerms, Evidence, Verdict, forfeit_outputs};
+pub use cert::{Certificate, EquivocationProof, Vote, verify_batch};
+pub use committee::{
+    CertifiedReconfiguration, Committee, FUEL_PER_WEIGHT, Genesis, Handoff, ValidatorInfo,
+    WorkAttestation, WorkCertificate,
+};
+pub use order::{
+    Amount, Authority, Epoch, INPUTS_MAX, Input, OUTPUTS_MAX, OrderDigest, Output, OutputId,
+    OwnerSignature, SignedOrder, TransferOrder,
+};
+pub use store::{LedgerStore, MemoryStore, OutputState, StoreError, StoreOp};
+pub use validator::{LedgerEvent, Validator};
+pub use wallet::{Coin, Wallet, WalletConfig, WalletEvent};
+
+use serde::{Deserialize, Serialize};
+
+#[cfg(doc)]
+use crate::proto::identity::{Domain, PeerId};
+use crate::proto::wire::{self, WireError};
+
+/// Most votes a certificate, report or handoff may carry (bounds every decoded vector).
+pub const VOTES_MAX: usize = 256;
+/// Most committee members.
+pub const COMMITTEE_MAX: usize = 256;
+/// Most locks in one handoff message (a validator holding more sends several).
+pub const HANDOFF_LOCKS_MAX: usize = 4096;
+
+/// Why the ledger refused something. Every variant is a value a peer's input can cause; none of
+/// them is a panic.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LedgerError {
+    /// The bytes are not a ledger message (see [`WireError`]).
+    #[error("undecodable ledger message: {0}")]
+    Decode(#[from] WireError),
+    /// The message decoded but breaks a structural rule (empty, too many items, duplicates…).
+    #[error("malformed: {0}")]
+    Malformed(&'static str),
+    /// A signature does not verify, or a key is not a valid ed25519 point.
+    #[error("bad signature")]
+    BadSignature,
+    /// The signers of an order are not exactly the distinct owners of its inputs.
+    #[error("order is not signed by exactly the owners of its inputs")]
+    WrongSigners,
+    /// Inputs do not cover outputs plus fee (or cover more: value must balance exactly).
+    #[error("overspend: inputs {inputs} != outputs {outputs} + fee {fee}")]
+    Overspend {
+        /// Σ inputs.
+        inputs: u64,
+        /// Σ outputs.
+        outputs: u64,
+        /// The fee.
+        fee: u64,
+    },
+    /// An amount sum does not fit in 64 bits.
+    #[error("arithmetic overflow")]
+    Overflow,
+    /// The order names another epoch than the validator's current one (a replay from an older
+    /// epoch, or a client ahead of us).
+    #[error("order for epoch {order}, current epoch is {current}")]
+    WrongEpoch {
+        /// The order's epoch.
+        order: u64,
+        /// The validator's epoch.
+        current: u64,
+    },
+    /// An input the validator is responsible for was never created (as far as it knows).
+    #[error("unknown output {0:?}")]
+    UnknownOutput(OutputId),
+    /// An input's claimed owner, amount or bond terms differ from the recorded output.
+    #[error("input {0:?} does not match the recorded output")]
+    InputMismatch(OutputId),
+    /// An input is already locked by (or spent by) a different order.
+    #[error("input {input:?} is locked by order {locked_by:?}")]
+    Conflicting {
+        /// The input.
+        input: OutputId,
+        /// The order holding the lock.
+        locked_by: OrderDigest,
+    },
+    /// A bond input spent by its owner before its expiry.
+    #[error("bond {0:?} is locked until its expiry")]
+    BondLocked(OutputId),
+    /// Forfeit evidence that does not implicate the bond, or the wrong forfeit outputs.
+    #[error("invalid forfeit evidence: {0}")]
+    BadEvidence(&'static str),
+    /// The validator is responsible for none of the order's inputs (or is not in the committee).
+    #[error("not a validator of any input of this order")]
+    NotResponsible,
+    /// A certificate lacks > 2/3 of some input's validator weight, names unknown or duplicate
+    /// voters, or carries a bad signature.
+    #[error("forged or insufficient certificate: {0}")]
+    ForgedCertificate(&'static str),
+    /// A certificate or reconfiguration for an epoch whose committee we do not know.
+    #[error("unknown epoch {0}")]
+    UnknownEpoch(u64),
+    /// The validator has not yet absorbed handoffs from > 2/3 of the input's previous shard.
+    #[error("not synced with the previous epoch for input {0:?}")]
+    NotSynced(OutputId),
+    /// The store could not record the change; nothing was signed.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// The wallet's spendable outputs do not cover the payment.
+    #[error("insufficient funds: have {have}, need {need}")]
+    InsufficientFunds {
+        /// Spendable total.
+        have: u64,
+        /// Amount plus fee.
+        need: u64,
+    },
+}
+
+/// The ledger's messages between wallets and validators.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LedgerMsg {
+    /// Wallet → validators of the inputs: please vote. `proofs` are the certificates that created
+    /// the inputs (none for genesis outputs).
+    Order {
+        /// The signed order.
+        order: SignedOrder,
+        /// Creation certificates of its inputs.
+        proofs: Vec<Certificate>,
+    },
+    /// Validator → wallet: a vote for the order with this digest.
+    Vote {
+        /// The order voted for.
+        order: OrderDigest,
+        /// The vote.
+        vote: Vote,
+    },
+    /// Validator → wallet: the order was refused (typed, so the wallet can react).
+    Reject {
+        /// The refused order.
+        order: OrderDigest,
+        /// Why.
+        reason: RejectReason,
+    },
+    /// Anyone → validators of the outputs / payees: a certificate (proof of creation).
+    Confirm(Certificate),
+    /// Payee → payer: the certificate of this order arrived.
+    Confirmed(OrderDigest),
+    /// Wallet → validators of the inputs: votes it collected for an order that met a conflict,
+    /// so validators can catch a member that signed both sides.
+    Report {
+        /// The order.
+        order: TransferOrder,
+        /// Votes for it.
+        votes: Vec<Vote>,
+    },
+    /// Validator → bond beneficiaries: an equivocation was caught; forfeit the bond.
+    Evidence(Box<EquivocationProof>),
+    /// A certified committee change.
+    Reconfigure(CertifiedReconfiguration),
+    /// Old committee member → new committee: the locks it holds.
+    Handoff(Handoff),
+}
+
+/// Why a validator refused an order, on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RejectReason {
+    /// An input is locked by another order.
+    Conflicting(OrderDigest),
+    /// Wrong epoch; the validator's current epoch.
+    WrongEpoch(u64),
+    /// Not synced yet: retry later.
+    NotSynced,
+    /// Any other refusal (malformed, bad signature, unknown output…): do not retry.
+    Invalid,
+    /// The store failed: retry later.
+    Unavailable,
+}
+
+impl RejectReason {
+    /// The wire form of a refusal.
+    pub fn of(error: &LedgerError) -> Self {
+        match error {
+            LedgerError::Conflicting { locked_by, .. } => Self::Conflicting(*locked_by),
+            LedgerError::WrongEpoch { current, .. } => Self::WrongEpoch(*current),
+            LedgerError::NotSynced(_) => Self::NotSynced,
+            LedgerError::Store(_) => Self::Unavailable,
+            _ => Self::Invalid,
+        }
+    }
+
+    /// Whether the wallet should try the same validator again later.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::NotSynced | Self::Unavailable)
+    }
+}
+
+impl LedgerMsg {
+    /// Decode a message body (bincode, byte limit, no trailing bytes). Never panics.
+    pub fn decode(body: &[u8]) -> Result<Self, LedgerError> {
+        Ok(wire::decode(body)?)
+    }
+
+    /// Encode a message body.
+    pub fn encode(&self) -> Result<Vec<u8>, LedgerError> {
+        Ok(wire::encode_body(self)?)
+    }
+}
