@@ -5,6 +5,7 @@
 
 mod bevy_apps;
 mod contract;
+mod ledger;
 mod overlay_sim;
 #[cfg(feature = "signalling")]
 mod real_links;

@@ -15,6 +15,7 @@ use super::{
 use crate::proto::identity::{Domain, Identity, PeerId, PublicKey};
 
 const OUTBOX_MAX: usize = 65_536;
+const RECENT_MAX: usize = 64;
 
 /// Wallet timing.
 #[derive(Clone, Debug)]
@@ -106,6 +107,8 @@ pub struct Wallet {
     reserved: BTreeMap<OutputId, OrderDigest>,
     pending: BTreeMap<OrderDigest, Pending>,
     unconfirmed: BTreeMap<OrderDigest, Unconfirmed>,
+    /// Recently settled certificates, to show validators when another order claims their inputs.
+    recent: VecDeque<Certificate>,
     bonds: BTreeMap<PublicKey, Input>,
     forfeited: BTreeSet<PublicKey>,
     nonce: u64,
@@ -126,6 +129,7 @@ impl Wallet {
             reserved: BTreeMap::new(),
             pending: BTreeMap::new(),
             unconfirmed: BTreeMap::new(),
+            recent: VecDeque::new(),
             bonds: BTreeMap::new(),
             forfeited: BTreeSet::new(),
             nonce: 0,
@@ -454,6 +458,10 @@ impl Wallet {
                 },
             );
         }
+        if self.recent.len() >= RECENT_MAX {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(cert.clone());
         self.events.push_back(WalletEvent::Settled {
             order: digest,
             elapsed_ms: now_ms.saturating_sub(p.started_ms),
@@ -506,8 +514,28 @@ impl Wallet {
                 order: p.signed.order.clone(),
                 votes: p.votes.values().copied().collect(),
             };
+            // Our own certified order on the same inputs (a double spend from this wallet)
+            // goes along, so the validators hold both sides of any equivocation.
+            let related: Vec<_> = self
+                .recent
+                .iter()
+                .filter(|c| {
+                    c.order
+                        .inputs
+                        .iter()
+                        .any(|i| p.signed.order.inputs.iter().any(|j| j.id == i.id))
+                })
+                .cloned()
+                .collect();
             for t in &p.targets {
                 push(&mut self.outbox, committee.peer_id(*t), report.clone());
+                for c in &related {
+                    push(
+                        &mut self.outbox,
+                        committee.peer_id(*t),
+                        LedgerMsg::Confirm(c.clone()),
+                    );
+                }
             }
         }
         for input in &p.signed.order.inputs {
