@@ -1,0 +1,1 @@
+//! The ledger simulator (filled in below).
