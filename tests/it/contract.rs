@@ -20,9 +20,9 @@ use meshwork::proto::contract::{
 
 /// sha256 of each built contract. A change here means the contract's bytes changed: either its
 /// source (update the pin deliberately) or the build stopped being reproducible (a bug).
-const TOKEN_HASH: &str = "35e011637d928c3c1ce3d87cf802a4253b926d71adcf58b384735ae845cd8dcf";
+const TOKEN_HASH: &str = "18d7761c0fe67f817b305afcc8431d796f567ec8f3a8d68ecbb393aaf6bf3395";
 const COUNTER_HASH: &str = "e49b2ca19cd037ba449246f15c0a9ac128095da4ff1e9bcff626eff60b6593a6";
-const WORLD_HASH: &str = "9f1e80348bd0d2f5d1818d79089bc2a050c4c464eb0e5c250081b3d412fd6426";
+const WORLD_HASH: &str = "e098366cf15f6a50abac87a9b931cc9733988df4274a9247fdba1c66d4232d76";
 
 const FUEL: Fuel = Fuel(5_000_000);
 
@@ -285,6 +285,90 @@ fn region(op: u8, rx: u16, ry: u16) -> Vec<u8> {
     v.extend_from_slice(&rx.to_le_bytes());
     v.extend_from_slice(&ry.to_le_bytes());
     v
+}
+
+/// A region's tick as one input: the sequencer submits every player's actions, the fees are
+/// collected by one token `collect` call, and each action gets a status byte.
+#[test]
+fn world_tick_runs_every_players_actions_with_one_token_call() {
+    use world_scenario::{BLOCK_PRICE, admin, player, sequencer, tick_input};
+    let mut w = world_scenario::setup(&built("token"), &built("world"));
+    let balance = |w: &mut world_scenario::World, who: &Address| {
+        let r = w
+            .host
+            .apply(&call(w.token, admin(), token_op(0x10, &[who], None)));
+        u64_out(r.output().unwrap())
+    };
+    let (p0, p1, p2) = (player(0), player(1), player(2));
+    // A stranger who delegated to nobody, and a delegated player with no money.
+    let stranger = Address([0x77; 32]);
+    let broke = Address([0xee; 32]);
+    let mut delegate = vec![0x05];
+    delegate.extend_from_slice(&sequencer().0);
+    assert!(w.host.apply(&call(w.world, broke, delegate)).result.is_ok());
+    let (start0, start1, treasury) = (
+        balance(&mut w, &p0),
+        balance(&mut w, &p1),
+        balance(&mut w, &admin()),
+    );
+    let actions = vec![
+        (p0, place(1, 1, 1)),
+        (p1, place(2, 2, 1)),
+        (p0, place(3, 3, 2)),
+        (p1, place(1, 1, 3)), // occupied by p0's block a moment ago: rejected, fee kept
+        (stranger, place(4, 4, 1)),
+        (broke, place(5, 5, 1)),
+        (p2, cell(0x02, 2, 2)), // p1's block in an unowned region: not p2's to remove
+        (p1, cell(0x02, 2, 2)),
+    ];
+    let r = w.host.apply(&tick_input(&w, 1, &actions));
+    assert_eq!(r.output().unwrap(), [0, 0, 0, 3, 1, 2, 3, 0]);
+    // One collect call: the token's transfer events come first, one per paying player.
+    let topics: Vec<_> = r
+        .events
+        .iter()
+        .map(|e| (e.contract, e.topic.clone()))
+        .collect();
+    assert_eq!(
+        topics,
+        vec![
+            (w.token, b"transfer".to_vec()),
+            (w.token, b"transfer".to_vec()),
+            (w.world, b"place".to_vec()),
+            (w.world, b"place".to_vec()),
+            (w.world, b"place".to_vec()),
+            (w.world, b"remove".to_vec()),
+        ]
+    );
+    assert_eq!(balance(&mut w, &p0), start0 - 2 * BLOCK_PRICE);
+    assert_eq!(balance(&mut w, &p1), start1 - 2 * BLOCK_PRICE);
+    assert_eq!(balance(&mut w, &admin()), treasury + 4 * BLOCK_PRICE);
+    let block = |w: &mut world_scenario::World, x, y| {
+        w.host
+            .apply(&call(w.world, p0, cell(0x10, x, y)))
+            .output()
+            .unwrap()
+            .to_vec()
+    };
+    assert_eq!(block(&mut w, 1, 1)[0], 1, "p0's block stayed");
+    assert_eq!(block(&mut w, 3, 3)[0], 2);
+    assert!(block(&mut w, 2, 2).is_empty(), "p1 removed its own block");
+    assert!(block(&mut w, 4, 4).is_empty() && block(&mut w, 5, 5).is_empty());
+    // Malformed ticks abort as a whole; a player may submit its own actions without a delegate.
+    let root = w.host.root();
+    let mut bad = tick_input(&w, 2, &[(p0, place(6, 6, 1))]);
+    bad.data.push(0);
+    assert!(w.host.apply(&bad).result.is_err());
+    assert_eq!(w.host.root(), root);
+    let own = Input {
+        caller: stranger,
+        ..tick_input(&w, 2, &[(stranger, region(0x04, 0, 0))])
+    };
+    assert_eq!(
+        w.host.apply(&own).output().unwrap(),
+        [3],
+        "authorised, but not the stranger's region"
+    );
 }
 
 #[test]

@@ -12,11 +12,22 @@
 //! - `0x02` remove `x u32 y u32` — by the region's owner, or by the placer in an unowned region
 //! - `0x03` claim `rx u16 ry u16` — an unowned region, for `claim_price`
 //! - `0x04` release `rx u16 ry u16` — by its owner
+//! - `0x05` delegate `sequencer[32]` — lets `sequencer` submit the caller's actions in ticks
+//!   (all zeros revokes)
+//! - `0x06` tick `count u16 (player[32] op u8 fields)*` — a region's tick: every player's actions
+//!   (ops `0x01..=0x04` with their fields) in one input → one status byte per action
+//!   ([`TICK_OK`], [`TICK_UNAUTHORISED`], [`TICK_UNPAID`], [`TICK_REJECTED`]). The caller must be
+//!   each action's player or that player's delegate. Fees are collected *first*, with one token
+//!   `collect(treasury, (player, fees)*)` call for the whole tick (each player owes the prices of
+//!   all its actions); a player who cannot pay gets its priced actions refused. Then the actions
+//!   run in order with the same rules as the single ops; one that breaks a rule is skipped and
+//!   its fee kept, like a failed transaction's. Malformed input aborts the whole tick.
 //! - `0x10` block `x u32 y u32` → `kind u8 ‖ placer[32]`, or empty
 //! - `0x11` region `rx u16 ry u16` → `owner[32] (zeros if none) ‖ blocks u32`
 //!
 //! State: `cfg` → the init fields; `B‖x u32‖y u32` → `kind ‖ placer`;
-//! `R‖rx u16‖ry u16` → `owner[32] ‖ blocks u32` (absent = unowned and empty).
+//! `R‖rx u16‖ry u16` → `owner[32] ‖ blocks u32` (absent = unowned and empty);
+//! `D‖player` → the player's delegate.
 
 use alloc::vec::Vec;
 
@@ -148,6 +159,232 @@ fn charge<E: Env>(env: &mut E, config: &Config, payer: &Id, amount: u64) -> Resu
     }
 }
 
+/// How a priced action is paid for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Pay {
+    /// By its own token `call` (single-action inputs).
+    Call,
+    /// Already, by the tick's one `collect` call.
+    Prepaid,
+}
+
+/// One player action; the same in a single-action input and inside a tick.
+#[derive(Clone, Copy)]
+enum Action {
+    Place { x: u32, y: u32, kind: u8 },
+    Remove { x: u32, y: u32 },
+    Claim { rx: u16, ry: u16 },
+    Release { rx: u16, ry: u16 },
+}
+
+impl Action {
+    /// The fields of action `op` (`0x01..=0x04`).
+    fn parse(op: u8, r: &mut Reader<'_>) -> Result<Self> {
+        Ok(match op {
+            0x01 => Self::Place {
+                x: r.u32()?,
+                y: r.u32()?,
+                kind: r.u8()?,
+            },
+            0x02 => Self::Remove {
+                x: r.u32()?,
+                y: r.u32()?,
+            },
+            0x03 => Self::Claim {
+                rx: r.u16()?,
+                ry: r.u16()?,
+            },
+            0x04 => Self::Release {
+                rx: r.u16()?,
+                ry: r.u16()?,
+            },
+            _ => return Err("unknown action"),
+        })
+    }
+
+    /// What the action costs its player.
+    fn price(&self, config: &Config) -> u64 {
+        match self {
+            Self::Place { .. } => config.block_price,
+            Self::Claim { .. } => config.claim_price,
+            Self::Remove { .. } | Self::Release { .. } => 0,
+        }
+    }
+
+    /// Runs the action for `who`. Every check comes before the first write, so a failed action
+    /// leaves no trace (inside a tick nothing else would undo it). Returns the output of the
+    /// single-action op: the region's block count for place and remove, nothing otherwise.
+    fn run<E: Env>(self, env: &mut E, config: &Config, who: &Id, pay: Pay) -> Result<Vec<u8>> {
+        match self {
+            Self::Place { x, y, kind } => {
+                if kind == 0 {
+                    return Err("kind 0 is air");
+                }
+                let (rx, ry) = config.region_of(x, y)?;
+                let mut region = load_region(env, rx, ry)?;
+                if region.owner != NOBODY && region.owner != *who {
+                    return Err("region owned by another player");
+                }
+                let key = block_key(x, y);
+                if env.get(&key).is_some() {
+                    return Err("cell occupied");
+                }
+                region.blocks = region.blocks.checked_add(1).ok_or("region full")?;
+                if pay == Pay::Call {
+                    charge(env, config, who, config.block_price)?;
+                }
+                env.set(&key, &Writer::new().u8(kind).raw(who).finish());
+                store_region(env, rx, ry, &region);
+                let event = Writer::new().u32(x).u32(y).u8(kind).raw(who).finish();
+                env.emit(b"place", &event);
+                Ok(region.blocks.to_le_bytes().to_vec())
+            }
+            Self::Remove { x, y } => {
+                let (rx, ry) = config.region_of(x, y)?;
+                let key = block_key(x, y);
+                let block = env.get(&key).ok_or("no block there")?;
+                let placer = block.get(1..33).ok_or("corrupt block")?;
+                let mut region = load_region(env, rx, ry)?;
+                let allowed = region.owner == *who || (region.owner == NOBODY && placer == who);
+                if !allowed {
+                    return Err("not your block");
+                }
+                region.blocks = region.blocks.checked_sub(1).ok_or("corrupt region")?;
+                env.remove(&key);
+                store_region(env, rx, ry, &region);
+                env.emit(b"remove", &Writer::new().u32(x).u32(y).raw(who).finish());
+                Ok(region.blocks.to_le_bytes().to_vec())
+            }
+            Self::Claim { rx, ry } => {
+                config.check_region(rx, ry)?;
+                let mut region = load_region(env, rx, ry)?;
+                if region.owner != NOBODY {
+                    return Err("region already owned");
+                }
+                if pay == Pay::Call {
+                    charge(env, config, who, config.claim_price)?;
+                }
+                region.owner = *who;
+                store_region(env, rx, ry, &region);
+                env.emit(b"claim", &Writer::new().u16(rx).u16(ry).raw(who).finish());
+                Ok(Vec::new())
+            }
+            Self::Release { rx, ry } => {
+                config.check_region(rx, ry)?;
+                let mut region = load_region(env, rx, ry)?;
+                if region.owner != *who {
+                    return Err("not your region");
+                }
+                region.owner = NOBODY;
+                store_region(env, rx, ry, &region);
+                env.emit(b"release", &Writer::new().u16(rx).u16(ry).raw(who).finish());
+                Ok(Vec::new())
+            }
+        }
+    }
+}
+
+fn delegate_key(player: &Id) -> [u8; 33] {
+    let mut k = [b'D'; 33];
+    k[1..].copy_from_slice(player);
+    k
+}
+
+/// Tick action statuses (one output byte per action).
+pub const TICK_OK: u8 = 0;
+/// The tick's caller is neither the player nor the player's delegate.
+pub const TICK_UNAUTHORISED: u8 = 1;
+/// The player's fees for the tick could not be collected.
+pub const TICK_UNPAID: u8 = 2;
+/// The action broke a rule (occupied cell, someone else's region, …); its fee is kept.
+pub const TICK_REJECTED: u8 = 3;
+
+/// A player's standing in one tick: authorised, fees owed, fees collected.
+struct Payer {
+    id: Id,
+    authorised: bool,
+    owed: u64,
+    paid: bool,
+}
+
+/// `0x06` tick: see the module docs.
+fn tick<E: Env>(env: &mut E, config: &Config, r: &mut Reader<'_>) -> Result<Vec<u8>> {
+    let count = r.u16()?;
+    let mut actions = Vec::with_capacity(usize::from(count));
+    for _ in 0..count {
+        let player = r.id()?;
+        let op = r.u8()?;
+        actions.push((player, Action::parse(op, r)?));
+    }
+    r.end()?;
+    let caller = env.caller();
+    // Players in order of first appearance, so the payment list is deterministic.
+    let mut payers: Vec<Payer> = Vec::new();
+    let mut slots = Vec::with_capacity(actions.len());
+    for (player, action) in &actions {
+        let slot = match payers.iter().position(|p| p.id == *player) {
+            Some(slot) => slot,
+            None => {
+                let authorised = *player == caller
+                    || env.get(&delegate_key(player)).as_deref() == Some(&caller[..]);
+                payers.push(Payer {
+                    id: *player,
+                    authorised,
+                    owed: 0,
+                    paid: true,
+                });
+                payers.len() - 1
+            }
+        };
+        let payer = &mut payers[slot];
+        if payer.authorised {
+            payer.owed = payer
+                .owed
+                .checked_add(action.price(config))
+                .ok_or("fee overflow")?;
+        }
+        slots.push(slot);
+    }
+    collect_fees(env, config, &mut payers)?;
+    let mut status = Vec::with_capacity(actions.len());
+    for ((player, action), slot) in actions.into_iter().zip(slots) {
+        let payer = &payers[slot];
+        status.push(if !payer.authorised {
+            TICK_UNAUTHORISED
+        } else if !payer.paid && action.price(config) > 0 {
+            TICK_UNPAID
+        } else if action.run(env, config, &player, Pay::Prepaid).is_ok() {
+            TICK_OK
+        } else {
+            TICK_REJECTED
+        });
+    }
+    Ok(status)
+}
+
+/// Collects every payer's fees with one token `collect` call; marks who could not pay.
+fn collect_fees<E: Env>(env: &mut E, config: &Config, payers: &mut [Payer]) -> Result<()> {
+    let owing = payers.iter().filter(|p| p.owed > 0).count();
+    if owing == 0 {
+        return Ok(());
+    }
+    let count = u16::try_from(owing).map_err(|_| "too many payers")?;
+    let mut input = Writer::new().u8(0x05).raw(&config.treasury).u16(count);
+    for payer in payers.iter().filter(|p| p.owed > 0) {
+        input = input.raw(&payer.id).u64(payer.owed);
+    }
+    // The whole input's fuel bounds the call; `collect` is linear in the payers.
+    let status = match env.call(&config.token, &input.finish(), u64::MAX) {
+        Ok(status) if status.len() == owing => status,
+        _ => return Err("payment failed"),
+    };
+    let owing = payers.iter_mut().filter(|p| p.owed > 0);
+    for (payer, paid) in owing.zip(status) {
+        payer.paid = paid == 0;
+    }
+    Ok(())
+}
+
 /// `mw_init`.
 pub fn init<E: Env>(env: &mut E, input: &[u8]) -> Result<Vec<u8>> {
     Config::parse(input)?;
@@ -162,83 +399,22 @@ pub fn call<E: Env>(env: &mut E, input: &[u8]) -> Result<Vec<u8>> {
     let config = Config::load(env)?;
     let caller = env.caller();
     match op {
-        0x01 => {
-            let (x, y, kind) = (r.u32()?, r.u32()?, r.u8()?);
+        0x01..=0x04 => {
+            let action = Action::parse(op, &mut r)?;
             r.end()?;
-            if kind == 0 {
-                return Err("kind 0 is air");
-            }
-            let (rx, ry) = config.region_of(x, y)?;
-            let mut region = load_region(env, rx, ry)?;
-            if region.owner != NOBODY && region.owner != caller {
-                return Err("region owned by another player");
-            }
-            let key = block_key(x, y);
-            if env.get(&key).is_some() {
-                return Err("cell occupied");
-            }
-            charge(env, &config, &caller, config.block_price)?;
-            env.set(&key, &Writer::new().u8(kind).raw(&caller).finish());
-            region.blocks = region.blocks.checked_add(1).ok_or("region full")?;
-            store_region(env, rx, ry, &region);
-            let event = Writer::new().u32(x).u32(y).u8(kind).raw(&caller).finish();
-            env.emit(b"place", &event);
-            Ok(region.blocks.to_le_bytes().to_vec())
+            action.run(env, &config, &caller, Pay::Call)
         }
-        0x02 => {
-            let (x, y) = (r.u32()?, r.u32()?);
+        0x05 => {
+            let sequencer = r.id()?;
             r.end()?;
-            let (rx, ry) = config.region_of(x, y)?;
-            let key = block_key(x, y);
-            let block = env.get(&key).ok_or("no block there")?;
-            let placer = block.get(1..33).ok_or("corrupt block")?;
-            let mut region = load_region(env, rx, ry)?;
-            let allowed = region.owner == caller || (region.owner == NOBODY && placer == caller);
-            if !allowed {
-                return Err("not your block");
+            if sequencer == NOBODY {
+                env.remove(&delegate_key(&caller));
+            } else {
+                env.set(&delegate_key(&caller), &sequencer);
             }
-            env.remove(&key);
-            region.blocks = region.blocks.checked_sub(1).ok_or("corrupt region")?;
-            store_region(env, rx, ry, &region);
-            env.emit(
-                b"remove",
-                &Writer::new().u32(x).u32(y).raw(&caller).finish(),
-            );
-            Ok(region.blocks.to_le_bytes().to_vec())
-        }
-        0x03 => {
-            let (rx, ry) = (r.u16()?, r.u16()?);
-            r.end()?;
-            config.check_region(rx, ry)?;
-            let mut region = load_region(env, rx, ry)?;
-            if region.owner != NOBODY {
-                return Err("region already owned");
-            }
-            charge(env, &config, &caller, config.claim_price)?;
-            region.owner = caller;
-            store_region(env, rx, ry, &region);
-            env.emit(
-                b"claim",
-                &Writer::new().u16(rx).u16(ry).raw(&caller).finish(),
-            );
             Ok(Vec::new())
         }
-        0x04 => {
-            let (rx, ry) = (r.u16()?, r.u16()?);
-            r.end()?;
-            config.check_region(rx, ry)?;
-            let mut region = load_region(env, rx, ry)?;
-            if region.owner != caller {
-                return Err("not your region");
-            }
-            region.owner = NOBODY;
-            store_region(env, rx, ry, &region);
-            env.emit(
-                b"release",
-                &Writer::new().u16(rx).u16(ry).raw(&caller).finish(),
-            );
-            Ok(Vec::new())
-        }
+        0x06 => tick(env, &config, &mut r),
         0x10 => {
             let (x, y) = (r.u32()?, r.u32()?);
             r.end()?;

@@ -83,6 +83,12 @@ pub fn player(i: u8) -> Address {
     Address(id)
 }
 
+/// The region's sequencer: every player delegates to it, so it may submit their actions in one
+/// `tick` input.
+pub fn sequencer() -> Address {
+    Address([0x5e; 32])
+}
+
 /// A session in progress.
 pub struct World {
     /// The host.
@@ -132,6 +138,9 @@ pub fn setup(token_wasm: &[u8], world_wasm: &[u8]) -> World {
         approve.extend_from_slice(&world.0);
         approve.extend_from_slice(&u64::MAX.to_le_bytes());
         inputs.push(input(token, player(i), 0, approve));
+        let mut delegate = vec![0x05];
+        delegate.extend_from_slice(&sequencer().0);
+        inputs.push(input(world, player(i), 0, delegate));
     }
     let setup = host.apply_transition(&inputs);
     assert!(
@@ -153,42 +162,63 @@ pub fn input(contract: ContractId, caller: Address, tick: u64, data: Vec<u8>) ->
     }
 }
 
-/// The `index`-th random input of the session: mostly block placements and removals in a
-/// 64×64 world, some claims, releases and token transfers between players.
-pub fn random_input(w: &World, rng: &mut Rng, index: u64) -> Input {
-    let who = rng.below(u64::from(PLAYERS)) as u8;
+/// A world `tick` input from the sequencer carrying `actions` (player, op byte ‖ fields).
+pub fn tick_input(w: &World, tick: u64, actions: &[(Address, Vec<u8>)]) -> Input {
+    let mut data = vec![0x06];
+    data.extend_from_slice(&(actions.len() as u16).to_le_bytes());
+    for (who, action) in actions {
+        data.extend_from_slice(&who.0);
+        data.extend_from_slice(action);
+    }
+    input(w.world, sequencer(), tick, data)
+}
+
+/// A random world action (op byte ‖ fields) with the given roll in `0..97`: placements and
+/// removals in a 64×64 world, some claims and releases.
+fn random_action(rng: &mut Rng, roll: u64) -> Vec<u8> {
     let side = u64::from(REGIONS) * u64::from(REGION_SIZE);
-    let tick = index / u64::from(PLAYERS);
-    let roll = rng.below(100);
     let mut data = Vec::new();
-    let contract = if roll < 60 {
+    if roll < 60 {
         data.push(0x01);
         data.extend_from_slice(&(rng.below(side) as u32).to_le_bytes());
         data.extend_from_slice(&(rng.below(side) as u32).to_le_bytes());
         data.push(1 + rng.below(3) as u8);
-        w.world
     } else if roll < 85 {
         data.push(0x02);
         data.extend_from_slice(&(rng.below(side) as u32).to_le_bytes());
         data.extend_from_slice(&(rng.below(side) as u32).to_le_bytes());
-        w.world
-    } else if roll < 92 {
-        data.push(0x03);
-        data.extend_from_slice(&(rng.below(u64::from(REGIONS)) as u16).to_le_bytes());
-        data.extend_from_slice(&(rng.below(u64::from(REGIONS)) as u16).to_le_bytes());
-        w.world
-    } else if roll < 97 {
-        data.push(0x04);
-        data.extend_from_slice(&(rng.below(u64::from(REGIONS)) as u16).to_le_bytes());
-        data.extend_from_slice(&(rng.below(u64::from(REGIONS)) as u16).to_le_bytes());
-        w.world
     } else {
-        data.push(0x01);
+        data.push(if roll < 92 { 0x03 } else { 0x04 });
+        data.extend_from_slice(&(rng.below(u64::from(REGIONS)) as u16).to_le_bytes());
+        data.extend_from_slice(&(rng.below(u64::from(REGIONS)) as u16).to_le_bytes());
+    }
+    data
+}
+
+/// The `index`-th random input of the session: mostly single block placements and removals,
+/// some claims, releases, sequencer ticks of a few players' actions, and token transfers.
+pub fn random_input(w: &World, rng: &mut Rng, index: u64) -> Input {
+    let who = rng.below(u64::from(PLAYERS)) as u8;
+    let tick = index / u64::from(PLAYERS);
+    let roll = rng.below(100);
+    if roll < 95 {
+        let action = random_action(rng, roll);
+        input(w.world, player(who), tick, action)
+    } else if roll < 98 {
+        let actions: Vec<(Address, Vec<u8>)> = (0..2 + rng.below(5))
+            .map(|_| {
+                let who = player(rng.below(u64::from(PLAYERS)) as u8);
+                let roll = rng.below(97);
+                (who, random_action(rng, roll))
+            })
+            .collect();
+        tick_input(w, tick, &actions)
+    } else {
+        let mut data = vec![0x01];
         data.extend_from_slice(&player(rng.below(u64::from(PLAYERS)) as u8).0);
         data.extend_from_slice(&rng.below(1_000).to_le_bytes());
-        w.token
-    };
-    input(contract, player(who), tick, data)
+        input(w.token, player(who), tick, data)
+    }
 }
 
 /// Runs `count` random inputs from `seed` in transitions of one tick (16 inputs) each. With

@@ -253,14 +253,14 @@ fn storage_get(mut ctx: Ctx<'_>, key: i32, key_len: i32, dst: i32, cap: i32) -> 
     let read_cost = ctx.data().shared.params.costs.storage_read;
     let key = read_key(&mut ctx, key, key_len, read_cost)?;
     let contract = ctx.data().frame()?.contract;
-    let Some(len) = ctx.data().read(&contract, &key).map(<[u8]>::len) else {
-        return Ok(-1);
+    // One lookup (each hashes the key): copy what fits out now, charge, then write it.
+    let (len, value) = match ctx.data().read(&contract, &key) {
+        None => return Ok(-1),
+        Some(v) => (v.len(), v[..v.len().min(u32_of(cap) as usize)].to_vec()),
     };
-    let copy = len.min(u32_of(cap) as usize);
-    charge_call(&mut ctx, 0, copy as u64)?;
-    if copy > 0 {
-        let value = ctx.data().read(&contract, &key).map(|v| v[..copy].to_vec());
-        write_memory(&mut ctx, dst, &value.unwrap_or_default())?;
+    charge_call(&mut ctx, 0, value.len() as u64)?;
+    if !value.is_empty() {
+        write_memory(&mut ctx, dst, &value)?;
     }
     i32_of(len)
 }
