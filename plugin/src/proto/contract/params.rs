@@ -17,6 +17,11 @@
 //!   tail-call dispatch relies on LLVM turning every handler's call into a jump, which stable Rust
 //!   does not guarantee: in our test profile it did not, and a 1M-fuel loop overflowed the native
 //!   stack (a host crash from contract code). Dispatch changes speed only, never results.
+//!   Measured cost (bench, world tick): tail-call dispatch ran ~30–40% more ticks per second.
+//!   wasmi's `auto-dispatch` would pick tail calls at `opt-level` ≥ 2 on x86_64, which is
+//!   exactly the configuration (dependencies at opt-level 2 in the test profile, with debug
+//!   assertions) that overflowed, so it is not used either; on wasm32 without the tail-call
+//!   proposal wasmi falls back to portable dispatch anyway.
 //! - [`wasmi::CompilationMode::Eager`]: lazy modes charge fuel for translation on the first call
 //!   of a function, which would make fuel depend on which functions a peer happened to call
 //!   before.
