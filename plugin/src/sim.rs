@@ -10,6 +10,8 @@
 //! agreed (standing in for the offer/answer exchange, which the real transport routes through
 //! the same mesh).
 
+pub mod ledger;
+
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 

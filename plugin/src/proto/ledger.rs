@@ -59,7 +59,7 @@ pub use order::{
 };
 pub use store::{LedgerStore, MemoryStore, OutputState, StoreError, StoreOp};
 pub use validator::{LedgerEvent, Validator};
-pub use wallet::{Coin, Wallet, WalletConfig, WalletEvent};
+pub use wallet::{Coin, Progress, Wallet, WalletConfig, WalletEvent};
 
 use serde::{Deserialize, Serialize};
 

@@ -45,6 +45,9 @@ pub struct Coin {
     pub proof: Option<Certificate>,
 }
 
+/// Committee indices that voted for a pending order, and those that refused it (with why).
+pub type Progress = (Vec<usize>, Vec<(usize, RejectReason)>);
+
 /// What happened to the wallet.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum WalletEvent {
@@ -176,6 +179,21 @@ impl Wallet {
     /// Orders submitted and neither settled nor failed.
     pub fn pending(&self) -> impl Iterator<Item = &OrderDigest> {
         self.pending.keys()
+    }
+
+    /// Progress of a pending order: `(voters, refusals with reasons)` by committee index.
+    pub fn progress(&self, digest: &OrderDigest) -> Option<Progress> {
+        self.pending.get(digest).map(|p| {
+            (
+                p.votes.keys().copied().collect(),
+                p.refused.iter().map(|(i, r)| (*i, *r)).collect(),
+            )
+        })
+    }
+
+    /// A pending order by digest.
+    pub fn pending_order(&self, digest: &OrderDigest) -> Option<&SignedOrder> {
+        self.pending.get(digest).map(|p| &p.signed)
     }
 
     /// Pay `amount` to `to`, burning `fee`. Picks the largest coins first, returns change.
