@@ -48,7 +48,7 @@ mod validator;
 mod wallet;
 
 pub use bond::{BondTerms, Evidence, Verdict, forfeit_outputs};
-pub use cert::{Certificate, EquivocationProof, Vote, verify_batch};
+pub use cert::{Certificate, EquivocationProof, VOTE_BATCH_MAX, Vote, VoteBatch, verify_batch};
 pub use committee::{
     CertifiedReconfiguration, Committee, FUEL_PER_WEIGHT, Genesis, Handoff, ValidatorInfo,
     WorkAttestation, WorkCertificate,

@@ -227,7 +227,11 @@ fn forged_certificates_are_refused() {
     // Three of four, but one duplicated to look like four.
     let dup = Certificate {
         order: cert.order.clone(),
-        votes: vec![cert.votes[0], cert.votes[0], cert.votes[1]],
+        votes: vec![
+            cert.votes[0].clone(),
+            cert.votes[0].clone(),
+            cert.votes[1].clone(),
+        ],
     };
     assert_eq!(
         dup.verify(&committee),
@@ -335,8 +339,8 @@ fn bonds_are_locked_until_expiry_and_forfeit_needs_real_evidence() {
     let b = f.pay(2, 1, 10, 2).order;
     let proof = EquivocationProof {
         validator: f.validators[0].public_key(),
-        first_signature: Vote::sign(&f.validators[0], &a.digest()).signature,
-        second_signature: Vote::sign(&f.validators[0], &b.digest()).signature,
+        first_vote: Vote::sign(&f.validators[0], &a.digest()),
+        second_vote: Vote::sign(&f.validators[0], &b.digest()),
         first: a.clone(),
         second: b.clone(),
     };
@@ -355,14 +359,14 @@ fn bonds_are_locked_until_expiry_and_forfeit_needs_real_evidence() {
     // Not an equivocation: the same order twice.
     let mut same = proof.clone();
     same.second = same.first.clone();
-    same.second_signature = same.first_signature;
+    same.second_vote = same.first_vote.clone();
     assert_eq!(
         same.verify(),
         Err(LedgerError::BadEvidence("the two orders are the same"))
     );
     // Forged signature.
     let mut forged = proof.clone();
-    forged.second_signature = Signature([1; 64]);
+    forged.second_vote.signature = Signature([1; 64]);
     assert_eq!(forged.verify(), Err(LedgerError::BadSignature));
     // Forfeit with outputs other than the terms say.
     let mut greedy = SignedOrder::forfeit(
@@ -431,4 +435,49 @@ fn verdicts_need_a_referee_quorum() {
     f.vals[0]
         .handle_order(&order, &[])
         .expect("verdict forfeits");
+}
+
+#[test]
+fn batched_votes_verify_only_for_their_own_order() {
+    let mut f = Fixture::new(4, 4);
+    let orders: Vec<_> = (0..4).map(|u| f.pay(u, (u + 1) % 4, 10, 1)).collect();
+    let items: Vec<_> = orders.iter().map(|o| (o, &[][..])).collect();
+    let votes: Vec<Vote> = f.vals[0]
+        .handle_orders(&items)
+        .into_iter()
+        .map(|r| r.expect("vote"))
+        .collect();
+    // One signature covers the batch; each vote verifies for its own order only.
+    assert!(votes.iter().all(|v| v.signature == votes[0].signature));
+    for (v, o) in votes.iter().zip(&orders) {
+        v.verify(&o.order.digest()).expect("own order");
+    }
+    assert_eq!(
+        votes[0].verify(&orders[1].order.digest()),
+        Err(LedgerError::BadSignature)
+    );
+    let mut cut = votes[2].clone();
+    cut.batch.path.pop();
+    assert_eq!(
+        cut.verify(&orders[2].order.digest()),
+        Err(LedgerError::Malformed("vote path too short"))
+    );
+    let mut moved = votes[2].clone();
+    moved.batch.index = 9;
+    assert_eq!(
+        moved.verify(&orders[2].order.digest()),
+        Err(LedgerError::Malformed("vote batch position"))
+    );
+    // Batched votes make certificates like any others.
+    let mut votes_b: Vec<Vote> = Vec::new();
+    for v in &mut f.vals[1..] {
+        votes_b.push(v.handle_orders(&items).remove(3).expect("vote"));
+    }
+    votes_b.push(votes[3].clone());
+    let cert = Certificate {
+        order: orders[3].order.clone(),
+        votes: votes_b,
+    };
+    cert.verify(&f.genesis.committee)
+        .expect("certificate of batched votes");
 }

@@ -4,30 +4,151 @@ use std::collections::BTreeSet;
 
 use ed25519_dalek::VerifyingKey;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use super::committee::Committee;
 use super::{LedgerError, OrderDigest, TransferOrder, VOTES_MAX};
 use crate::proto::identity::{Domain, Identity, PublicKey, Signature, signing_digest, verify};
 
-/// A validator's signature over an order digest ([`Domain::LedgerVote`]): "I locked this order's
-/// inputs that I am responsible for, and will never vote for another order spending them."
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// A validator's vote: "I locked this order's inputs that I am responsible for, and will never
+/// vote for another order spending them."
+///
+/// A validator signs a *batch* of orders at once ([`Domain::LedgerVote`] over
+/// `leaves u16 LE ‖ Merkle root` of the batch's order digests) so the signing cost is paid once per
+/// batch, not per order; each vote carries its order's path to the root. A batch of one has an
+/// empty path and its root is the order digest itself.
+///
+/// Tree shape: level 0 is the order digests in batch order; each next level pairs neighbours,
+/// `sha256(0x01 ‖ left ‖ right)`, and an odd last node moves up unchanged. Order digests are
+/// domain-tagged hashes ([`TransferOrder::digest`]), so they cannot collide with inner nodes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Vote {
     /// The validator.
     pub validator: PublicKey,
-    /// Its signature.
+    /// Its signature over the batch root.
     pub signature: Signature,
+    /// Where the order sits in the signed batch.
+    pub batch: VoteBatch,
+}
+
+/// An order's place in a signed batch of votes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VoteBatch {
+    /// Orders in the batch (1..=`VOTE_BATCH_MAX`).
+    pub leaves: u16,
+    /// This order's position.
+    pub index: u16,
+    /// Sibling hashes from the leaf up (levels where the node has no sibling are skipped).
+    pub path: Vec<[u8; 32]>,
+}
+
+/// Most orders one vote signature covers.
+pub const VOTE_BATCH_MAX: u16 = 1024;
+
+fn node(left: &[u8; 32], right: &[u8; 32]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update([1u8]);
+    h.update(left);
+    h.update(right);
+    h.finalize().into()
+}
+
+/// Merkle root of `leaves` and, for each leaf, its path.
+fn tree(leaves: &[[u8; 32]]) -> ([u8; 32], Vec<Vec<[u8; 32]>>) {
+    let mut paths = vec![Vec::new(); leaves.len()];
+    let mut positions: Vec<usize> = (0..leaves.len()).collect();
+    let mut level = leaves.to_vec();
+    while level.len() > 1 {
+        for (leaf, pos) in positions.iter_mut().enumerate() {
+            let sibling = *pos ^ 1;
+            if sibling < level.len() {
+                paths[leaf].push(level[sibling]);
+            }
+            *pos /= 2;
+        }
+        level = level
+            .chunks(2)
+            .map(|c| if let [l, r] = c { node(l, r) } else { c[0] })
+            .collect();
+    }
+    (level[0], paths)
+}
+
+fn message(leaves: u16, root: &[u8; 32]) -> [u8; 34] {
+    let mut m = [0u8; 34];
+    m[..2].copy_from_slice(&leaves.to_le_bytes());
+    m[2..].copy_from_slice(root);
+    m
 }
 
 impl Vote {
-    /// Sign a vote for `order`. Only [`Validator`](super::Validator) should call this for real
-    /// orders, after the lock is recorded; it is public for tests and for simulating byzantine
+    /// Sign a vote for one order. Only [`Validator`](super::Validator) should vote for real
+    /// orders, after the lock is recorded; this is public for tests and for simulating byzantine
     /// validators.
     pub fn sign(identity: &Identity, order: &OrderDigest) -> Self {
-        Self {
-            validator: identity.public_key(),
-            signature: identity.sign(Domain::LedgerVote, &order.0),
+        Self::sign_batch(identity, std::slice::from_ref(order))
+            .pop()
+            .expect("one vote per order")
+    }
+
+    /// Votes for `orders` (at most `VOTE_BATCH_MAX`) under one signature.
+    pub fn sign_batch(identity: &Identity, orders: &[OrderDigest]) -> Vec<Self> {
+        assert!(
+            !orders.is_empty() && orders.len() <= usize::from(VOTE_BATCH_MAX),
+            "vote batch size"
+        );
+        let leaves: Vec<[u8; 32]> = orders.iter().map(|d| d.0).collect();
+        let (root, paths) = tree(&leaves);
+        let n = u16::try_from(orders.len()).expect("≤ VOTE_BATCH_MAX");
+        let signature = identity.sign(Domain::LedgerVote, &message(n, &root));
+        paths
+            .into_iter()
+            .enumerate()
+            .map(|(i, path)| Self {
+                validator: identity.public_key(),
+                signature,
+                batch: VoteBatch {
+                    leaves: n,
+                    index: u16::try_from(i).expect("≤ VOTE_BATCH_MAX"),
+                    path,
+                },
+            })
+            .collect()
+    }
+
+    /// The bytes the signature must cover for this vote to count for `order`, or
+    /// [`LedgerError::Malformed`] if the batch position or path is inconsistent.
+    pub fn signed_message(&self, order: &OrderDigest) -> Result<[u8; 34], LedgerError> {
+        let VoteBatch {
+            leaves,
+            index,
+            path,
+        } = &self.batch;
+        if *leaves == 0 || *leaves > VOTE_BATCH_MAX || index >= leaves {
+            return Err(LedgerError::Malformed("vote batch position"));
         }
+        let (mut pos, mut len) = (usize::from(*index), usize::from(*leaves));
+        let mut hash = order.0;
+        let mut siblings = path.iter();
+        while len > 1 {
+            let sibling = pos ^ 1;
+            if sibling < len {
+                let s = siblings
+                    .next()
+                    .ok_or(LedgerError::Malformed("vote path too short"))?;
+                hash = if pos % 2 == 0 {
+                    node(&hash, s)
+                } else {
+                    node(s, &hash)
+                };
+            }
+            pos /= 2;
+            len = len.div_ceil(2);
+        }
+        if siblings.next().is_some() {
+            return Err(LedgerError::Malformed("vote path too long"));
+        }
+        Ok(message(*leaves, &hash))
     }
 
     /// Check this vote's signature alone.
@@ -35,7 +156,7 @@ impl Vote {
         verify(
             &self.validator,
             Domain::LedgerVote,
-            &order.0,
+            &self.signed_message(order)?,
             &self.signature,
         )
         .map_err(|_| LedgerError::BadSignature)
@@ -137,10 +258,13 @@ impl Certificate {
             }
         }
         for (v, i) in self.votes.iter().zip(indices) {
+            let m = v
+                .signed_message(&digest)
+                .map_err(|_| LedgerError::ForgedCertificate("bad vote path"))?;
             batch.push(
                 committee.verifying_key(i),
                 Domain::LedgerVote,
-                &digest.0,
+                &m,
                 &v.signature,
             );
         }
@@ -188,12 +312,12 @@ pub struct EquivocationProof {
     pub validator: PublicKey,
     /// One order it voted for.
     pub first: TransferOrder,
-    /// Its vote signature on `first`.
-    pub first_signature: Signature,
+    /// Its vote for `first`.
+    pub first_vote: Vote,
     /// A conflicting order it also voted for.
     pub second: TransferOrder,
-    /// Its vote signature on `second`.
-    pub second_signature: Signature,
+    /// Its vote for `second`.
+    pub second_vote: Vote,
 }
 
 impl EquivocationProof {
@@ -213,9 +337,11 @@ impl EquivocationProof {
         if !shared {
             return Err(LedgerError::BadEvidence("the orders share no input"));
         }
-        for (d, sig) in [(a, &self.first_signature), (b, &self.second_signature)] {
-            verify(&self.validator, Domain::LedgerVote, &d.0, sig)
-                .map_err(|_| LedgerError::BadSignature)?;
+        for (d, vote) in [(a, &self.first_vote), (b, &self.second_vote)] {
+            if vote.validator != self.validator {
+                return Err(LedgerError::BadEvidence("votes by another validator"));
+            }
+            vote.verify(&d)?;
         }
         Ok(())
     }

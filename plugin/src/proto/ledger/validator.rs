@@ -11,9 +11,10 @@ use super::committee::is_quorum;
 use super::{
     Authority, Certificate, CertifiedReconfiguration, Committee, Epoch, EquivocationProof,
     Evidence, Genesis, Handoff, LedgerError, LedgerMsg, LedgerStore, OrderDigest, OutputId,
-    RejectReason, SignedOrder, StoreOp, TransferOrder, VOTES_MAX, Vote, forfeit_outputs,
+    RejectReason, SignedOrder, StoreOp, TransferOrder, VOTE_BATCH_MAX, VOTES_MAX, Vote,
+    forfeit_outputs,
 };
-use crate::proto::identity::{Domain, Identity, PeerId, PublicKey, Signature};
+use crate::proto::identity::{Domain, Identity, PeerId, PublicKey};
 
 const KEY_CACHE_MAX: usize = 8192;
 const CERT_CACHE_MAX: usize = 16_384;
@@ -42,7 +43,7 @@ pub struct Validator<S: LedgerStore> {
     keys: BTreeMap<PublicKey, VerifyingKey>,
     certified: BTreeSet<OrderDigest>,
     certified_fifo: VecDeque<OrderDigest>,
-    seen_votes: BTreeMap<(OutputId, PublicKey), (OrderDigest, Signature)>,
+    seen_votes: BTreeMap<(OutputId, PublicKey), (OrderDigest, Vote)>,
     seen_fifo: VecDeque<(OutputId, PublicKey)>,
     seen_orders: BTreeMap<OrderDigest, (TransferOrder, u32)>,
     accused: BTreeSet<PublicKey>,
@@ -200,9 +201,19 @@ impl<S: LedgerStore> Validator<S> {
                 }
             }
         }
+        // One signature for the whole batch (a Merkle root of the voted digests).
+        let digests: Vec<OrderDigest> = results
+            .iter()
+            .filter_map(|r| r.as_ref().ok().map(|c| c.digest))
+            .collect();
+        let mut votes = Vec::with_capacity(digests.len());
+        for chunk in digests.chunks(usize::from(VOTE_BATCH_MAX)) {
+            votes.extend(Vote::sign_batch(&self.identity, chunk));
+        }
+        let mut votes = votes.into_iter();
         results
             .into_iter()
-            .map(|r| r.map(|c| Vote::sign(&self.identity, &c.digest)))
+            .map(|r| r.map(|_| votes.next().expect("one vote per accepted order")))
             .collect()
     }
 
@@ -440,7 +451,7 @@ impl<S: LedgerStore> Validator<S> {
         let valid: Vec<Vote> = votes
             .iter()
             .filter(|v| committee.index_of(&v.validator).is_some() && v.verify(&digest).is_ok())
-            .copied()
+            .cloned()
             .collect();
         for v in &valid {
             self.observe_vote(order, digest, v);
@@ -464,21 +475,21 @@ impl<S: LedgerStore> Validator<S> {
         for input in mine {
             let key = (input, vote.validator);
             match self.seen_votes.get(&key) {
-                Some((d, sig)) if *d != digest => {
-                    let (d, sig) = (*d, *sig);
+                Some((d, first_vote)) if *d != digest => {
+                    let (d, first_vote) = (*d, first_vote.clone());
                     if let Some((first, _)) = self.seen_orders.get(&d).cloned() {
                         self.accuse(EquivocationProof {
                             validator: vote.validator,
                             first,
-                            first_signature: sig,
+                            first_vote,
                             second: order.clone(),
-                            second_signature: vote.signature,
+                            second_vote: vote.clone(),
                         });
                     }
                 }
                 Some(_) => {}
                 None => {
-                    self.seen_votes.insert(key, (digest, vote.signature));
+                    self.seen_votes.insert(key, (digest, vote.clone()));
                     self.seen_orders
                         .entry(digest)
                         .or_insert_with(|| (order.clone(), 0))

@@ -411,17 +411,26 @@ impl Wallet {
             .copied()
             .collect();
         let mut batch = SigBatch::default();
+        let mut checked = Vec::with_capacity(new.len());
         for i in &new {
-            batch.push(
-                committee.verifying_key(*i),
-                Domain::LedgerVote,
-                &digest.0,
-                &p.votes[i].signature,
-            );
+            match p.votes[i].signed_message(&digest) {
+                Ok(m) => {
+                    batch.push(
+                        committee.verifying_key(*i),
+                        Domain::LedgerVote,
+                        &m,
+                        &p.votes[i].signature,
+                    );
+                    checked.push(*i);
+                }
+                Err(_) => {
+                    p.votes.remove(i);
+                }
+            }
         }
         if !batch.verify() {
             for bad in batch.failures() {
-                p.votes.remove(&new[bad]);
+                p.votes.remove(&checked[bad]);
             }
         }
         p.verified.extend(p.votes.keys().copied());
@@ -530,7 +539,7 @@ impl Wallet {
         if p.conflict {
             let report = LedgerMsg::Report {
                 order: p.signed.order.clone(),
-                votes: p.votes.values().copied().collect(),
+                votes: p.votes.values().cloned().collect(),
             };
             // Our own certified order on the same inputs (a double spend from this wallet)
             // goes along, so the validators hold both sides of any equivocation.
