@@ -24,8 +24,11 @@ pub struct PeerId(pub [u8; 32]);
 pub type Key = PeerId;
 
 /// XOR distance between two keys; compares as a big-endian 256-bit integer.
+///
+/// Held as four big-endian 64-bit words, most significant first, so comparing two distances is
+/// at most four integer compares: routing and table upkeep compare distances constantly.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
-pub struct Distance(pub [u8; 32]);
+pub struct Distance(pub [u64; 4]);
 
 impl PeerId {
     /// The id of the holder of `public`.
@@ -40,9 +43,13 @@ impl PeerId {
 
     /// XOR distance to `other`.
     pub fn distance(&self, other: &PeerId) -> Distance {
-        let mut d = [0u8; 32];
-        for (i, byte) in d.iter_mut().enumerate() {
-            *byte = self.0[i] ^ other.0[i];
+        let mut d = [0u64; 4];
+        for (i, word) in d.iter_mut().enumerate() {
+            let mut a = [0u8; 8];
+            let mut b = [0u8; 8];
+            a.copy_from_slice(&self.0[i * 8..i * 8 + 8]);
+            b.copy_from_slice(&other.0[i * 8..i * 8 + 8]);
+            *word = u64::from_be_bytes(a) ^ u64::from_be_bytes(b);
         }
         Distance(d)
     }
@@ -82,7 +89,14 @@ impl PeerId {
 impl Distance {
     /// Number of leading zero bits (256 for a zero distance).
     pub fn leading_zeros(&self) -> u32 {
-        leading_zeros(&self.0)
+        let mut n = 0;
+        for w in self.0 {
+            if w != 0 {
+                return n + w.leading_zeros();
+            }
+            n += 64;
+        }
+        n
     }
 }
 

@@ -163,11 +163,40 @@ impl Table {
     }
 
     /// Up to `n` known peers closest to `key`, closest first.
+    ///
+    /// Walks buckets in order of distance from `key` instead of sorting the whole table: with
+    /// `kb` the bucket `key` falls into, every contact in bucket `kb` is closer to `key` than
+    /// any contact in a deeper bucket (they share bit `kb` with `key`, the deeper ones do not),
+    /// and those are closer than any in bucket `b < kb`, which in turn are ordered by `b`
+    /// descending. Only the groups needed to reach `n` are sorted. For `key == me` this is the
+    /// deepest buckets first, which makes the neighbourhood test cheap.
     pub fn closest(&self, key: &PeerId, n: usize) -> Vec<PeerId> {
-        let mut all: Vec<PeerId> = self.buckets.iter().flatten().map(|c| c.id).collect();
-        all.sort_by_key(|id| id.distance(key));
-        all.truncate(n);
-        all
+        let mut out: Vec<PeerId> = Vec::with_capacity(n + self.k);
+        if n == 0 {
+            return out;
+        }
+        let len = self.buckets.len();
+        let kb = self.me.bucket_of(key).map_or(len, usize::from).min(len);
+        let by_distance = |ids: &mut [PeerId]| ids.sort_unstable_by_key(|id| id.distance(key));
+        if let Some(bucket) = self.buckets.get(kb) {
+            out.extend(bucket.iter().map(|c| c.id));
+            by_distance(&mut out);
+        }
+        if out.len() < n && kb + 1 < len {
+            let start = out.len();
+            out.extend(self.buckets[kb + 1..].iter().flatten().map(|c| c.id));
+            by_distance(&mut out[start..]);
+        }
+        for b in (0..kb).rev() {
+            if out.len() >= n {
+                break;
+            }
+            let start = out.len();
+            out.extend(self.buckets[b].iter().map(|c| c.id));
+            by_distance(&mut out[start..]);
+        }
+        out.truncate(n);
+        out
     }
 
     /// Heap bytes held (for the simulator's memory figures).
@@ -217,5 +246,46 @@ mod tests {
         assert_eq!(c.len(), 3);
         t.remove(&id(3, 3));
         assert!(!t.contains(&id(3, 3)));
+    }
+
+    /// The bucket walk gives exactly what sorting every contact would, for any key and `n`.
+    #[test]
+    fn closest_matches_a_full_sort() {
+        use rand_chacha::ChaCha8Rng;
+        use rand_core::{RngCore, SeedableRng};
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        let mut random_id = |rng: &mut ChaCha8Rng| {
+            let mut b = [0u8; 32];
+            rng.fill_bytes(&mut b);
+            PeerId(b)
+        };
+        for _ in 0..50 {
+            let me = random_id(&mut rng);
+            let mut t = Table::new(me, 8);
+            for _ in 0..400 {
+                // Mix random ids with ids near `me`, so deep buckets are occupied too.
+                let mut p = random_id(&mut rng);
+                let keep = usize::try_from(rng.next_u32() % 24).unwrap_or(0);
+                p.0[..keep].copy_from_slice(&me.0[..keep]);
+                t.insert(p, 0);
+            }
+            let all: Vec<PeerId> = t.buckets.iter().flatten().map(|c| c.id).collect();
+            let mut keys = vec![me];
+            for _ in 0..20 {
+                let mut k = random_id(&mut rng);
+                let keep = usize::try_from(rng.next_u32() % 4).unwrap_or(0);
+                k.0[..keep].copy_from_slice(&me.0[..keep]);
+                keys.push(k);
+            }
+            keys.extend(all.iter().take(5).copied());
+            for key in keys {
+                let mut expect = all.clone();
+                expect.sort_by_key(|id| id.distance(&key));
+                for n in [1, 6, 8, 20, 1000] {
+                    let want: Vec<PeerId> = expect.iter().take(n).copied().collect();
+                    assert_eq!(t.closest(&key, n), want, "key {key:?} n {n}");
+                }
+            }
+        }
     }
 }
