@@ -80,6 +80,23 @@ fn main() {
             "  [{n} peers] sim overhead: {queued} events queued (capacity {queue_cap}, {} B each), {sim_links} links",
             size_of::<(u64, u64, u64, Vec<u8>)>()
         );
+        let (mut dials, mut refused, mut timed_out, mut handshakes_rejected) = (0, 0, 0, 0);
+        for slot in sim.live_slots() {
+            if let Some(o) = sim.overlay(slot) {
+                let s = o.stats();
+                dials += s.dials;
+                refused += s.dials_refused;
+                timed_out += s.dials_timed_out;
+                handshakes_rejected += s.handshakes_rejected;
+            }
+        }
+        eprintln!(
+            "  [{n} peers] per peer while joining: {:.1} link requests ({:.1} refused, {:.1} timed out), {:.1} links opened, {handshakes_rejected} handshakes rejected",
+            dials as f64 / n as f64,
+            refused as f64 / n as f64,
+            timed_out as f64 / n as f64,
+            sim.links_opened() as f64 / n as f64,
+        );
         let report = sim.route_random(10_000, 10_000, 20_000);
         let links = sim.links_per_peer();
         let links_avg = links.iter().sum::<usize>() as f64 / links.len().max(1) as f64;

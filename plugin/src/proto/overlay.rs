@@ -31,6 +31,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
+use sha2::{Digest, Sha256};
 
 use crate::proto::identity::{self, Domain, Identity, PeerId, PublicKey};
 use crate::proto::wire::{self, Frame, Reassembler, WireError};
@@ -60,6 +61,16 @@ struct ReturnPath {
 /// Two bits of a 64-bit Bloom filter standing for `id` on a message's path.
 fn visit_bits(id: &PeerId) -> u64 {
     (1u64 << (id.0[0] & 63)) | (1u64 << (id.0[1] & 63))
+}
+
+/// A word both ends of a link derive alike from its two transport ids (order-independent).
+fn link_tie(a: TransportId, b: TransportId) -> u64 {
+    let (lo, hi) = if a < b { (a, b) } else { (b, a) };
+    let mut h = Sha256::new();
+    h.update(lo.0);
+    h.update(hi.0);
+    let d = h.finalize();
+    u64::from_be_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]])
 }
 
 fn prefix8(id: &PeerId) -> [u8; 8] {
@@ -290,13 +301,17 @@ enum LinkState {
 struct Handshake {
     our_nonce: [u8; 16],
     theirs: Option<(PublicKey, [u8; 16])>,
+    /// The transport-level socket ids the handshake binds; not needed once authenticated.
+    local: TransportId,
+    remote: TransportId,
 }
 
 #[derive(Debug)]
 struct Link {
     id: LinkId,
-    local: TransportId,
-    remote: TransportId,
+    /// Both ends compute the same word from the two transport ids (see `link_tie`); it
+    /// decides which of two links to one peer survives.
+    tie: u64,
     state: LinkState,
     opened_ms: u64,
     last_recv_ms: u64,
@@ -351,8 +366,10 @@ pub struct Overlay {
     pending: VecDeque<Pending>,
     dials: BTreeMap<PeerId, Dial>,
     expected: BTreeMap<PeerId, u64>,
-    /// `(seen key, first 4 bytes of the peer it came from)`, 12 bytes an entry.
-    seen: VecDeque<([u8; 8], [u8; 4])>,
+    /// `seen key (5 bytes) ‖ first 3 bytes of the peer it came from`, 8 bytes an entry: a
+    /// 40-bit key makes a false duplicate among 256 entries a 1-in-4-billion event, and 3 bytes
+    /// tell apart the ≤ 24 links the way back is among.
+    seen: VecDeque<[u8; 8]>,
     subscriptions: BTreeSet<PeerId>,
     /// Most recent last; keyed by 8-byte id prefixes to stay small.
     return_paths: VecDeque<ReturnPath>,
@@ -465,7 +482,7 @@ impl Overlay {
         self.table.heap_bytes()
             + self.links.capacity() * size_of::<Link>()
             + self.pending.capacity() * size_of::<Pending>()
-            + self.seen.capacity() * size_of::<([u8; 8], [u8; 4])>()
+            + self.seen.capacity() * size_of::<[u8; 8]>()
             + self.return_paths.capacity() * size_of::<ReturnPath>()
             + self.refused.capacity() * size_of::<([u8; 8], u64)>()
             + self.transmits.capacity() * size_of::<Transmit>()
@@ -493,11 +510,12 @@ impl Overlay {
         self.links.reserve_exact(1);
         self.links.push(Link {
             id: link,
-            local,
-            remote,
+            tie: link_tie(local, remote),
             state: LinkState::Handshake(Box::new(Handshake {
                 our_nonce,
                 theirs: None,
+                local,
+                remote,
             })),
             opened_ms: now_ms,
             last_recv_ms: now_ms,
@@ -582,7 +600,7 @@ impl Overlay {
                     return self.reject_frame(link, "second hello");
                 }
                 hs.theirs = Some((public_key, nonce));
-                let m = msg::auth_message(l.local, l.remote, &nonce, &hs.our_nonce);
+                let m = msg::auth_message(hs.local, hs.remote, &nonce, &hs.our_nonce);
                 let signature = self.identity.sign(Domain::LinkAuth, &m);
                 self.send_link(now_ms, link, &LinkMsg::Auth { signature });
             }
@@ -590,7 +608,7 @@ impl Overlay {
                 let Some((public_key, their_nonce)) = hs.theirs else {
                     return self.reject_handshake(link, "auth before hello");
                 };
-                let m = msg::auth_message(l.remote, l.local, &hs.our_nonce, &their_nonce);
+                let m = msg::auth_message(hs.remote, hs.local, &hs.our_nonce, &their_nonce);
                 if identity::verify(&public_key, Domain::LinkAuth, &m, &signature).is_err() {
                     return self.reject_handshake(link, "bad handshake signature");
                 }
@@ -677,14 +695,8 @@ impl Overlay {
             return self.reject_handshake(link, "peer id misses the difficulty");
         }
         // Two links to one peer (both dialled at once): both ends keep the one with the
-        // smaller sorted transport-id pair, so they agree without talking.
-        let key = |l: &Link| {
-            if l.local < l.remote {
-                (l.local, l.remote)
-            } else {
-                (l.remote, l.local)
-            }
-        };
+        // smaller tie word, so they agree without talking.
+        let key = |l: &Link| (l.tie, l.id);
         if let Some(other) = self.links.iter().find(|o| o.peer() == Some(peer)) {
             let this = self
                 .links
@@ -1003,20 +1015,22 @@ impl Overlay {
         self.linked_by_prefix(&prefix, target, from)
     }
 
+    /// A link to a peer whose id starts with `prefix` (all zeros: none), other than `not` and
+    /// `from`.
     fn linked_by_prefix(
         &self,
-        prefix: &[u8; 4],
+        prefix: &[u8],
         not: &PeerId,
         from: Option<PeerId>,
     ) -> Option<LinkId> {
-        if *prefix == [0; 4] {
+        if prefix.iter().all(|b| *b == 0) || prefix.len() > 32 {
             return None;
         }
         self.links
             .iter()
             .find(|l| {
                 l.peer()
-                    .is_some_and(|p| p.0[..4] == *prefix && p != *not && Some(p) != from)
+                    .is_some_and(|p| p.0[..prefix.len()] == *prefix && p != *not && Some(p) != from)
             })
             .map(|l| l.id)
     }
@@ -1224,8 +1238,10 @@ impl Overlay {
         }
     }
 
-    fn seen_key(origin: &PeerId, id: u64) -> [u8; 8] {
-        (u64::from_le_bytes(prefix8(origin)) ^ id.wrapping_mul(0x9e37_79b9_7f4a_7c15)).to_le_bytes()
+    fn seen_key(origin: &PeerId, id: u64) -> [u8; 5] {
+        let h = (u64::from_le_bytes(prefix8(origin)) ^ id.wrapping_mul(0x9e37_79b9_7f4a_7c15))
+            .to_le_bytes();
+        [h[0], h[1], h[2], h[3], h[4]]
     }
 
     /// Record `msg` as seen, with the peer it came from (the way back along its path).
@@ -1233,14 +1249,15 @@ impl Overlay {
         if self.seen.len() >= self.cfg.seen_max {
             self.seen.pop_front();
         }
-        let back = from.map_or([0; 4], |f| [f.0[0], f.0[1], f.0[2], f.0[3]]);
+        let k = Self::seen_key(&msg.origin, msg.id);
+        let b = from.map_or([0; 3], |f| [f.0[0], f.0[1], f.0[2]]);
         self.seen
-            .push_back((Self::seen_key(&msg.origin, msg.id), back));
+            .push_back([k[0], k[1], k[2], k[3], k[4], b[0], b[1], b[2]]);
     }
 
     fn seen_before(&mut self, msg: &Routed, from: &PeerId) -> bool {
         let k = Self::seen_key(&msg.origin, msg.id);
-        if self.seen.iter().any(|(s, _)| *s == k) {
+        if self.seen.iter().any(|e| e[..5] == k) {
             return true;
         }
         self.remember(msg, Some(from));
@@ -1250,8 +1267,8 @@ impl Overlay {
     /// The link a reply to message `id` of `origin` should take: back the way it came.
     fn path_back(&self, origin: &PeerId, id: u64, from: Option<PeerId>) -> Option<LinkId> {
         let k = Self::seen_key(origin, id);
-        let (_, back) = self.seen.iter().rev().find(|(s, _)| *s == k)?;
-        self.linked_by_prefix(back, &self.me, from)
+        let e = self.seen.iter().rev().find(|e| e[..5] == k)?;
+        self.linked_by_prefix(&e[5..], &self.me, from)
     }
 
     fn deliver(&mut self, now_ms: u64, msg: Routed) {
@@ -1304,7 +1321,7 @@ impl Overlay {
             }
             Body::Nodes { key, peers } => self.on_nodes(now_ms, origin, key, peers),
             Body::Connect(signed) => self.on_connect(now_ms, origin, signed),
-            Body::ConnectReply(signed) => self.on_connect_reply(now_ms, signed),
+            Body::ConnectReply(reply) => self.on_connect_reply(now_ms, origin, reply),
             Body::Signal(signed) => match self.check_signed(&signed) {
                 Ok(from) if signed.value.to == self.me => self.events.push_back(Event::Signal {
                     from,
@@ -1494,29 +1511,27 @@ impl Overlay {
             self.expected.insert(author, now_ms);
             self.events.push_back(Event::Accept { peer: author });
         }
-        let reply = self.sign(
-            Domain::SignalRequest,
-            ConnectReply {
-                to: author,
-                nonce: signed.value.nonce,
-                accept,
-            },
-        );
+        let reply = ConnectReply {
+            to: author,
+            nonce: signed.value.nonce,
+            accept,
+        };
         self.originate(now_ms, author, true, Body::ConnectReply(reply));
     }
 
-    fn on_connect_reply(&mut self, now_ms: u64, signed: Signed<ConnectReply>) {
-        let author = match self.check_signed(&signed) {
-            Ok(a) if signed.value.to == self.me => a,
-            _ => return tracing::warn!("bad connect reply dropped"),
-        };
+    /// `author` is the routed message's origin: unauthenticated, so the reply counts only if
+    /// it echoes the nonce of our pending request to that very peer (see `Body::ConnectReply`).
+    fn on_connect_reply(&mut self, now_ms: u64, author: PeerId, reply: ConnectReply) {
+        if reply.to != self.me {
+            return tracing::warn!("connect reply for someone else dropped");
+        }
         let Some(dial) = self.dials.get_mut(&author) else {
             return;
         };
-        if dial.nonce != signed.value.nonce || dial.accepted {
+        if dial.nonce != reply.nonce || dial.accepted {
             return;
         }
-        if signed.value.accept {
+        if reply.accept {
             dial.accepted = true;
             dial.started_ms = now_ms;
             self.events.push_back(Event::Dial { peer: author });

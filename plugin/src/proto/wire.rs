@@ -85,9 +85,31 @@ fn config() -> impl bincode::config::Config {
 /// Encode `message` into one or more frames, each ≤ `FRAME_BYTES_MAX`. `message_id` names the
 /// chunks of this message if it needs more than one frame.
 pub fn encode<T: Serialize>(message: &T, message_id: u32) -> Result<Vec<Vec<u8>>, WireError> {
-    let body = encode_body(message)?;
-    Ok(frame_body(&body, message_id))
+    // Encode straight after a whole-frame header into a buffer sized for typical messages:
+    // growing a vector from empty byte by byte and copying the body into a frame afterwards
+    // cost more than the encoding itself. Only a body too large for one frame is copied again.
+    let mut frame = Vec::with_capacity(ENCODE_CAPACITY);
+    frame.extend_from_slice(&[PROTOCOL_VERSION, KIND_WHOLE]);
+    bincode::serde::encode_into_std_write(message, &mut frame, config())
+        .map_err(|e| WireError::Encode(e.to_string()))?;
+    let body_len = frame.len() - 2;
+    if body_len > MESSAGE_BYTES_MAX {
+        return Err(WireError::MessageTooLarge(body_len));
+    }
+    if frame.len() <= FRAME_BYTES_MAX {
+        if frame.capacity() > frame.len() + ENCODE_SLACK {
+            // Frames may wait in queues: do not hold the unused part of the buffer.
+            frame.shrink_to_fit();
+        }
+        return Ok(vec![frame]);
+    }
+    Ok(frame_body(&frame[2..], message_id))
 }
+
+/// Initial buffer for [`encode`]: most overlay messages fit.
+const ENCODE_CAPACITY: usize = 512;
+/// Unused capacity [`encode`] tolerates before shrinking a frame.
+const ENCODE_SLACK: usize = 64;
 
 /// The bincode body of `message`, without a frame header.
 pub fn encode_body<T: Serialize>(message: &T) -> Result<Vec<u8>, WireError> {

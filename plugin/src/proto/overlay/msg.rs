@@ -120,8 +120,12 @@ pub enum Body {
     },
     /// A signed request to open a direct link, signalled through the mesh.
     Connect(Signed<ConnectRequest>),
-    /// The answer to a `Connect`.
-    ConnectReply(Signed<ConnectReply>),
+    /// The answer to a `Connect`. Unsigned on purpose: it echoes the request's fresh 64-bit
+    /// nonce, which only the target and the relays on the request's path have seen, and any of
+    /// those could as well drop the request. A forged accept costs the requester one dial that
+    /// the link handshake (signed at both ends) then fails; a forged refusal, a 30 s back-off.
+    /// Not signing saves a signature and a verification on every link request.
+    ConnectReply(ConnectReply),
     /// Transport signalling (e.g. WebRTC SDP/ICE) between two peers, signed by the sender.
     Signal(Signed<SignalBody>),
     /// A pub/sub publication routed to the topic's rendezvous key.

@@ -254,7 +254,7 @@ mod tests {
         use rand_chacha::ChaCha8Rng;
         use rand_core::{RngCore, SeedableRng};
         let mut rng = ChaCha8Rng::seed_from_u64(11);
-        let mut random_id = |rng: &mut ChaCha8Rng| {
+        let random_id = |rng: &mut ChaCha8Rng| {
             let mut b = [0u8; 32];
             rng.fill_bytes(&mut b);
             PeerId(b)
