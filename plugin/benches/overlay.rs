@@ -73,7 +73,13 @@ fn main() {
         });
         let joins_per_s = (n as u64 / 60).clamp(50, 2000);
         sim.grow(n, joins_per_s);
+        let grown_s = start.elapsed().as_secs_f64();
         sim.run_for(60_000);
+        eprintln!(
+            "  [{n} peers] wall: {grown_s:.1} s to join ({} joins per virtual s), {:.1} s for 60 virtual s of settling",
+            joins_per_s,
+            start.elapsed().as_secs_f64() - grown_s
+        );
         let process_bytes = LIVE.load(Ordering::Relaxed).saturating_sub(before);
         let (queued, queue_cap, sim_links) = sim.overhead();
         eprintln!(
@@ -81,6 +87,7 @@ fn main() {
             size_of::<(u64, u64, u64, Vec<u8>)>()
         );
         let (mut dials, mut refused, mut timed_out, mut handshakes_rejected) = (0, 0, 0, 0);
+        let (mut dup, mut room, mut shed) = (0, 0, 0);
         for slot in sim.live_slots() {
             if let Some(o) = sim.overlay(slot) {
                 let s = o.stats();
@@ -88,6 +95,9 @@ fn main() {
                 refused += s.dials_refused;
                 timed_out += s.dials_timed_out;
                 handshakes_rejected += s.handshakes_rejected;
+                dup += s.links_closed_duplicate;
+                room += s.links_closed_for_room;
+                shed += s.links_shed;
             }
         }
         eprintln!(
@@ -96,6 +106,12 @@ fn main() {
             refused as f64 / n as f64,
             timed_out as f64 / n as f64,
             sim.links_opened() as f64 / n as f64,
+        );
+        eprintln!(
+            "  [{n} peers] links closed per peer: {:.1} duplicates, {:.1} for room, {:.1} over the cap",
+            dup as f64 / n as f64,
+            room as f64 / n as f64,
+            shed as f64 / n as f64,
         );
         let report = sim.route_random(10_000, 10_000, 20_000);
         let links = sim.links_per_peer();

@@ -286,6 +286,12 @@ pub struct Stats {
     pub dials_timed_out: u64,
     /// Link requests from others that we refused.
     pub connects_refused: u64,
+    /// Links closed because the peer had a second link to us (both dialled at once).
+    pub links_closed_duplicate: u64,
+    /// Links closed to make room for a more useful one.
+    pub links_closed_for_room: u64,
+    /// Links closed for being over the cap (e.g. after bootstrap introductions).
+    pub links_shed: u64,
 }
 
 #[derive(Debug)]
@@ -703,6 +709,7 @@ impl Overlay {
                 .iter()
                 .find(|l| l.id == link)
                 .expect("caller found it");
+            self.stats.links_closed_duplicate += 1;
             if key(other) < key(this) {
                 return self.close_link(link);
             }
@@ -1623,6 +1630,7 @@ impl Overlay {
             .map(|l| l.id);
         match victim {
             Some(v) => {
+                self.stats.links_closed_for_room += 1;
                 self.close_link(v);
                 true
             }
@@ -1763,6 +1771,7 @@ impl Overlay {
             let Some(&(_, _, victim)) = candidates.iter().min() else {
                 break;
             };
+            self.stats.links_shed += 1;
             self.close_link(victim);
         }
     }

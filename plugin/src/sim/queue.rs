@@ -71,7 +71,7 @@ impl<T> EventQueue<T> {
     pub(crate) fn push(&mut self, at: u64, ev: T) {
         self.seq += 1;
         let at = at.max(self.base_ms);
-        if at < self.base_ms + WHEEL_MS && !(at == self.base_ms && !self.base_merged) {
+        if at < self.base_ms + WHEEL_MS && (self.base_merged || at != self.base_ms) {
             self.slots[slot(at)].push_back(ev);
             self.near_len += 1;
         } else {
