@@ -20,6 +20,56 @@
 //!    [`Certificate`]: the payment is final after this one round trip. The certificate is the
 //!    proof of creation of the order's outputs; payees keep it and attach it when they spend.
 //!
+//! ```
+//! use meshwork::proto::contract::Fuel;
+//! use meshwork::proto::identity::{Identity, PeerId};
+//! use meshwork::proto::ledger::*;
+//!
+//! // Genesis: a coin of 100 for Alice; four validators bonded with 1,000 each, shards of 4.
+//! let alice = Identity::from_seed([1; 32]);
+//! let bob = Identity::from_seed([2; 32]);
+//! let keys: Vec<_> = (10..14).map(|i| Identity::from_seed([i; 32])).collect();
+//! let terms = BondTerms {
+//!     expiry: Epoch(9),
+//!     beneficiaries: vec![],
+//!     referees: vec![],
+//!     referee_quorum: 0,
+//! };
+//! let bonds: Vec<_> = keys.iter().map(|k| (k.public_key(), Amount(1_000), Fuel(0))).collect();
+//! let coin = Output::plain(alice.public_key(), Amount(100));
+//! let genesis = Genesis::new(vec![coin], &bonds, &terms, 4)?;
+//! let mut validators = keys
+//!     .iter()
+//!     .map(|k| Validator::new(k.clone(), &genesis, MemoryStore::new()))
+//!     .collect::<Result<Vec<_>, _>>()?;
+//!
+//! // Alice pays Bob 60 (fee 1): the wallet sends the order to her coin's validators…
+//! let mut wallet = Wallet::new(alice.clone(), genesis.committee.clone(), WalletConfig::default());
+//! let (id, output) = genesis.created().next().expect("Alice's coin");
+//! wallet.add_coin(id, output.clone(), None);
+//! wallet.pay(0, bob.public_key(), Amount(60), Amount(1))?;
+//! let mut replies = Vec::new();
+//! while let Some((to, msg)) = wallet.poll_transmit() {
+//!     let v = validators
+//!         .iter_mut()
+//!         .find(|v| PeerId::from_public_key(&v.public_key()) == to)
+//!         .expect("sent to a validator");
+//!     v.handle_message(alice.peer_id(), msg)?;
+//!     while let Some((_, reply)) = v.poll_transmit() {
+//!         replies.push((PeerId::from_public_key(&v.public_key()), reply));
+//!     }
+//! }
+//! // …and their votes, one round trip later, make the certificate: the payment is final.
+//! for (from, reply) in replies {
+//!     wallet.handle_message(0, from, reply)?;
+//! }
+//! assert!(matches!(wallet.poll_event(), Some(WalletEvent::Settled { .. })));
+//! assert_eq!(wallet.balance(), Amount(39));
+//! // The certificate for Bob is queued next (a `Confirm` to his peer id).
+//! assert!(matches!(wallet.poll_transmit(), Some((_, LedgerMsg::Confirm(_)))));
+//! # Ok::<(), LedgerError>(())
+//! ```
+//!
 //! Value is conserved: `Σ inputs == Σ outputs + fee` for every order, fees are burned, so
 //! `Σ unspent outputs + Σ burned == Σ minted (genesis)` holds for any set of non-conflicting
 //! certificates.
@@ -38,6 +88,24 @@
 //! old epoch and publishes a signed [`Handoff`] of every lock it holds; a validator votes on an
 //! input in the new epoch only after it has absorbed handoffs from more than 2/3 of the weight of
 //! that input's *previous* shard (quorum intersection carries every certified lock over).
+
+//! # Wire and signed bytes
+//!
+//! A ledger message is one [`LedgerMsg`], bincode 2 standard configuration (variant index and
+//! integers as little-endian varints, keys 32 raw bytes, signatures 64 raw bytes, vectors
+//! length-prefixed) inside a [`wire`] frame; [`LedgerMsg::decode`] applies the wire byte limit
+//! and rejects trailing bytes. Decoded vectors are bounded before any work is done on them
+//! (`INPUTS_MAX`, `OUTPUTS_MAX`, `VOTES_MAX`, `COMMITTEE_MAX`, `HANDOFF_LOCKS_MAX`, bond term
+//! limits). What is signed (each under its [`Domain`], see `identity`):
+//!
+//! ```text
+//! order digest   sha256("meshwork/ledger/order\0" ‖ bincode(TransferOrder))   owners sign it
+//! output id      sha256("meshwork/ledger/output\0" ‖ order digest ‖ index u16 LE)
+//! vote           leaves u16 LE ‖ Merkle root of the batch's order digests      (34 bytes)
+//! verdict        bond output id ‖ case                                         (64 bytes)
+//! work, reconfig sha256(tag ‖ bincode(WorkAttestation | Committee))
+//! handoff        sha256("meshwork/ledger/handoff\0" ‖ bincode((epoch, part, parts, locks)))
+//! ```
 
 mod bond;
 mod cert;

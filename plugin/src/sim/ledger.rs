@@ -22,12 +22,16 @@ use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 use sha2::{Digest, Sha256};
 
+mod check;
+
+pub use check::{Checker, all_shards};
+
 use crate::proto::contract::Fuel;
 use crate::proto::identity::{Identity, PeerId, PublicKey};
 use crate::proto::ledger::{
-    Amount, BondTerms, Certificate, Committee, Epoch, Genesis, Input, LedgerEvent, LedgerMsg,
-    MemoryStore, OrderDigest, Output, OutputId, TransferOrder, Validator, Vote, Wallet,
-    WalletConfig, WalletEvent,
+    Amount, BondTerms, Committee, Epoch, Genesis, Input, LedgerEvent, LedgerMsg, MemoryStore,
+    OrderDigest, Output, OutputId, TransferOrder, Validator, Vote, Wallet, WalletConfig,
+    WalletEvent,
 };
 
 /// Parameters of a ledger run.
@@ -97,75 +101,6 @@ enum Node {
         identity: Identity,
         double_spender: bool,
     },
-}
-
-/// What the simulator checks on every certificate and after every step.
-#[derive(Debug, Default)]
-pub struct Checker {
-    live: BTreeMap<OutputId, Output>,
-    spent_by: BTreeMap<OutputId, OrderDigest>,
-    certified: BTreeSet<OrderDigest>,
-    live_total: u128,
-    burned: u128,
-    minted: u128,
-}
-
-impl Checker {
-    fn new(genesis: &Genesis) -> Self {
-        let mut c = Self::default();
-        for (id, o) in genesis.created() {
-            c.live_total += u128::from(o.amount.0);
-            c.live.insert(id, o.clone());
-        }
-        c.minted = c.live_total;
-        c
-    }
-
-    /// Record a certificate; panics on a double spend or an input that did not exist as claimed.
-    fn certificate(&mut self, cert: &Certificate) {
-        let digest = cert.order.digest();
-        if !self.certified.insert(digest) {
-            return;
-        }
-        for input in &cert.order.inputs {
-            if let Some(other) = self.spent_by.insert(input.id, digest) {
-                panic!(
-                    "two certificates spend {:?}: {other:?} and {digest:?}",
-                    input.id
-                );
-            }
-            let existing = self
-                .live
-                .remove(&input.id)
-                .unwrap_or_else(|| panic!("certificate spends unknown {:?}", input.id));
-            assert_eq!(existing, input.output, "certified input claim is false");
-            self.live_total -= u128::from(existing.amount.0);
-        }
-        for (id, o) in cert.order.created(&digest) {
-            self.live_total += u128::from(o.amount.0);
-            self.live.insert(id, o.clone());
-        }
-        self.burned += u128::from(cert.order.fee.0);
-    }
-
-    /// `Σ live + Σ burned == Σ minted`.
-    pub fn assert_conserved(&self) {
-        assert_eq!(
-            self.live_total + self.burned,
-            self.minted,
-            "value not conserved"
-        );
-    }
-
-    /// Certificates seen.
-    pub fn certificates(&self) -> usize {
-        self.certified.len()
-    }
-
-    /// Whether `order` was certified.
-    pub fn is_certified(&self, order: &OrderDigest) -> bool {
-        self.certified.contains(order)
-    }
 }
 
 /// Figures of a run.
@@ -241,41 +176,6 @@ fn identity(seed: u64, tag: u8, i: usize) -> Identity {
     s[..8].copy_from_slice(&seed.to_le_bytes());
     s[8..16].copy_from_slice(&(i as u64).to_le_bytes());
     Identity::from_seed(s)
-}
-
-/// Every validator set an output can have: the `k` XOR-closest members to some key. Walks the
-/// binary trie of member ids: at each bit, the key's side supplies what it has and the other
-/// side the rest, for any key on either side.
-pub fn all_shards(committee: &Committee) -> BTreeSet<Vec<usize>> {
-    fn rec(ids: &[(PeerId, usize)], depth: u8, k: usize, out: &mut Vec<Vec<usize>>) {
-        if ids.len() <= k || depth == 255 {
-            out.push(ids.iter().map(|(_, i)| *i).collect());
-            return;
-        }
-        let (zeros, ones): (Vec<_>, Vec<_>) = ids.iter().partition(|(p, _)| !p.bit(depth));
-        for (near, far) in [(&zeros, &ones), (&ones, &zeros)] {
-            if near.len() >= k {
-                rec(near, depth + 1, k, out);
-            } else {
-                let mut sub = Vec::new();
-                rec(far, depth + 1, k - near.len(), &mut sub);
-                for s in sub {
-                    out.push(near.iter().map(|(_, i)| *i).chain(s).collect());
-                }
-            }
-        }
-    }
-    let ids: Vec<_> = (0..committee.validators().len())
-        .map(|i| (committee.peer_id(i), i))
-        .collect();
-    let mut out = Vec::new();
-    rec(&ids, 0, usize::from(committee.shard_size), &mut out);
-    out.into_iter()
-        .map(|mut s| {
-            s.sort_unstable();
-            s
-        })
-        .collect()
 }
 
 impl LedgerSim {
