@@ -166,10 +166,12 @@ impl TransferOrder {
         )
     }
 
-    /// The outputs this order creates, with their ids.
+    /// The outputs this order creates, with their ids (at most `OUTPUTS_MAX`: an order with more
+    /// is malformed and creates nothing valid, but peers may send one before it is checked).
     pub fn created(&self, digest: &OrderDigest) -> impl Iterator<Item = (OutputId, &Output)> {
         self.outputs
             .iter()
+            .take(OUTPUTS_MAX)
             .enumerate()
             .map(move |(i, o)| (Self::output_id(digest, i), o))
     }
