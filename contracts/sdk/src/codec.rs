@@ -67,7 +67,8 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Appends fields to a byte vector.
+/// Appends fields to a byte vector (for outputs and inputs whose size varies; see [`Fixed`] for
+/// small records of known size, which need no allocation).
 #[derive(Default)]
 pub struct Writer {
     /// The bytes so far.
@@ -78,6 +79,13 @@ impl Writer {
     /// An empty writer.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty writer with room for `capacity` bytes (one allocation, no regrowth).
+    pub fn with_capacity(capacity: usize) -> Self {
+        Self {
+            bytes: Vec::with_capacity(capacity),
+        }
     }
 
     /// Appends a `u8`.
@@ -113,5 +121,62 @@ impl Writer {
     /// The bytes.
     pub fn finish(self) -> Vec<u8> {
         self.bytes
+    }
+}
+
+/// Builds a record of at most `N` bytes on the stack: the allocation-free [`Writer`] for keys,
+/// state values and events, whose sizes are known when the contract is written. Appending past
+/// `N` is a bug in the contract and panics (a trap on wasm, which rolls the call back).
+pub struct Fixed<const N: usize> {
+    bytes: [u8; N],
+    len: usize,
+}
+
+impl<const N: usize> Default for Fixed<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const N: usize> Fixed<N> {
+    /// An empty record.
+    pub fn new() -> Self {
+        Self {
+            bytes: [0; N],
+            len: 0,
+        }
+    }
+
+    /// Appends raw bytes.
+    pub fn raw(mut self, v: &[u8]) -> Self {
+        let end = self.len + v.len();
+        self.bytes[self.len..end].copy_from_slice(v);
+        self.len = end;
+        self
+    }
+
+    /// Appends a `u8`.
+    pub fn u8(self, v: u8) -> Self {
+        self.raw(&[v])
+    }
+
+    /// Appends a little-endian `u16`.
+    pub fn u16(self, v: u16) -> Self {
+        self.raw(&v.to_le_bytes())
+    }
+
+    /// Appends a little-endian `u32`.
+    pub fn u32(self, v: u32) -> Self {
+        self.raw(&v.to_le_bytes())
+    }
+
+    /// Appends a little-endian `u64`.
+    pub fn u64(self, v: u64) -> Self {
+        self.raw(&v.to_le_bytes())
+    }
+
+    /// The bytes written.
+    pub fn as_slice(&self) -> &[u8] {
+        &self.bytes[..self.len]
     }
 }

@@ -27,8 +27,17 @@ pub trait Env {
     fn self_id(&self) -> Id;
     /// The input's tick.
     fn tick(&self) -> u64;
+    /// Reads a key of this contract's state into `buf`: the value's full length (of which the
+    /// first `min(len, buf.len())` bytes were copied), or `None` if the key is absent. The
+    /// allocation-free read: records of known size are read into a stack buffer.
+    fn get_into(&self, key: &[u8], buf: &mut [u8]) -> Option<usize>;
     /// Reads a key of this contract's state.
     fn get(&self, key: &[u8]) -> Option<Vec<u8>>;
+    /// Reads a key whose value must be exactly `N` bytes (`None` if absent or of another size).
+    fn get_array<const N: usize>(&self, key: &[u8]) -> Option<[u8; N]> {
+        let mut buf = [0; N];
+        (self.get_into(key, &mut buf)? == N).then_some(buf)
+    }
     /// Writes a key.
     fn set(&mut self, key: &[u8], value: &[u8]);
     /// Removes a key; whether it existed.

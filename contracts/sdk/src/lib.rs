@@ -10,8 +10,8 @@
 //! ```
 //!
 //! On wasm32 the SDK also provides the global allocator (a bump allocator that never frees:
-//! every call runs in a fresh instance, so memory is reclaimed by dropping the instance) and the
-//! panic handler (`unreachable`, which the host reports as a trap and rolls back).
+//! every call runs in a fresh instance, so memory is reclaimed when the instance is dropped or
+//! reset) and the panic handler (`unreachable`, which the host reports as a trap and rolls back).
 #![no_std]
 
 extern crate alloc;

@@ -50,6 +50,18 @@ impl Env for WasmEnv {
         unsafe { tick() as u64 }
     }
 
+    fn get_into(&self, key: &[u8], buf: &mut [u8]) -> Option<usize> {
+        let n = unsafe {
+            storage_get(
+                key.as_ptr(),
+                len(key.len()),
+                buf.as_mut_ptr(),
+                len(buf.len()),
+            )
+        };
+        usize::try_from(n).ok()
+    }
+
     fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
         let mut buf = vec![0u8; 64];
         let n = unsafe {

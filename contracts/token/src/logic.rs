@@ -19,16 +19,19 @@
 
 use alloc::vec::Vec;
 
-use crate::codec::{Reader, Writer};
+use crate::codec::{Fixed, Reader};
 use crate::env::{Env, Id};
 
 type Result<T> = core::result::Result<T, &'static str>;
 
 fn read_u64<E: Env>(env: &E, key: &[u8]) -> u64 {
-    env.get(key)
-        .and_then(|v| v.try_into().ok())
-        .map(u64::from_le_bytes)
-        .unwrap_or(0)
+    env.get_array::<8>(key).map_or(0, u64::from_le_bytes)
+}
+
+/// A `transfer` event: `from[32] ‖ to[32] ‖ amount u64`.
+fn transfer_event<E: Env>(env: &mut E, from: &Id, to: &Id, amount: u64) {
+    let data = Fixed::<72>::new().raw(from).raw(to).u64(amount);
+    env.emit(b"transfer", data.as_slice());
 }
 
 fn write_u64<E: Env>(env: &mut E, key: &[u8], value: u64) {
@@ -93,8 +96,7 @@ fn collect<E: Env>(env: &mut E, r: &mut Reader<'_>) -> Result<Vec<u8>> {
         }
         write_u64(env, &from_key, left);
         received = total;
-        let data = Writer::new().raw(&from).raw(&to).u64(amount).finish();
-        env.emit(b"transfer", &data);
+        transfer_event(env, &from, &to, amount);
         status.push(0);
     }
     r.end()?;
@@ -117,8 +119,7 @@ fn move_funds<E: Env>(env: &mut E, from: &Id, to: &Id, amount: u64) -> Result<()
         .checked_add(amount)
         .ok_or("balance overflow")?;
     write_u64(env, &to_key, to_balance);
-    let data = Writer::new().raw(from).raw(to).u64(amount).finish();
-    env.emit(b"transfer", &data);
+    transfer_event(env, from, to, amount);
     Ok(())
 }
 
@@ -164,7 +165,7 @@ pub fn call<E: Env>(env: &mut E, input: &[u8]) -> Result<Vec<u8>> {
         0x04 => {
             let (to, amount) = (r.id()?, r.u64()?);
             r.end()?;
-            if env.get(b"a").as_deref() != Some(&env.caller()[..]) {
+            if env.get_array::<32>(b"a") != Some(env.caller()) {
                 return Err("only the admin mints");
             }
             let supply = read_u64(env, b"s")

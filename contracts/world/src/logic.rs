@@ -31,7 +31,7 @@
 
 use alloc::vec::Vec;
 
-use crate::codec::{Reader, Writer};
+use crate::codec::{Fixed, Reader, Writer};
 use crate::env::{CallError, Env, Id};
 
 type Result<T> = core::result::Result<T, &'static str>;
@@ -92,6 +92,7 @@ impl Config {
     }
 }
 
+#[derive(Clone, Copy)]
 struct Region {
     owner: Id,
     blocks: u32,
@@ -111,21 +112,27 @@ fn block_key(x: u32, y: u32) -> [u8; 9] {
     k
 }
 
+/// A region record is `owner[32] ‖ blocks u32`.
+const REGION_BYTES: usize = 36;
+
+/// A block record is `kind u8 ‖ placer[32]`.
+const BLOCK_BYTES: usize = 33;
+
 fn load_region<E: Env>(env: &E, rx: u16, ry: u16) -> Result<Region> {
-    match env.get(&region_key(rx, ry)) {
+    let mut bytes = [0; REGION_BYTES];
+    match env.get_into(&region_key(rx, ry), &mut bytes) {
         None => Ok(Region {
             owner: NOBODY,
             blocks: 0,
         }),
-        Some(bytes) => {
+        Some(REGION_BYTES) => {
             let mut r = Reader::new(&bytes);
-            let region = Region {
+            Ok(Region {
                 owner: r.id()?,
                 blocks: r.u32()?,
-            };
-            r.end()?;
-            Ok(region)
+            })
         }
+        Some(_) => Err("corrupt region"),
     }
 }
 
@@ -134,10 +141,64 @@ fn store_region<E: Env>(env: &mut E, rx: u16, ry: u16, region: &Region) {
     if region.owner == NOBODY && region.blocks == 0 {
         env.remove(&key);
     } else {
-        env.set(
-            &key,
-            &Writer::new().raw(&region.owner).u32(region.blocks).finish(),
-        );
+        let record = Fixed::<REGION_BYTES>::new()
+            .raw(&region.owner)
+            .u32(region.blocks);
+        env.set(&key, record.as_slice());
+    }
+}
+
+/// Where an action reads and writes region records.
+///
+/// A single-action input goes straight to state. A tick reads each region it touches once and
+/// keeps it in memory, writing the changed ones back once at the end, in order of first use:
+/// many players building in one region then cost one read and one write of its record, not one
+/// per action. The resulting state is the same (only the last write of a key survives a tick).
+struct Regions {
+    /// `None` = no cache (single actions); otherwise `(rx, ry, region, changed)`.
+    cache: Option<Vec<(u16, u16, Region, bool)>>,
+}
+
+impl Regions {
+    fn direct() -> Self {
+        Self { cache: None }
+    }
+
+    fn cached() -> Self {
+        Self {
+            cache: Some(Vec::new()),
+        }
+    }
+
+    fn load<E: Env>(&mut self, env: &E, rx: u16, ry: u16) -> Result<Region> {
+        let Some(cache) = self.cache.as_mut() else {
+            return load_region(env, rx, ry);
+        };
+        if let Some((.., region, _)) = cache.iter().find(|(x, y, ..)| (*x, *y) == (rx, ry)) {
+            return Ok(*region);
+        }
+        let region = load_region(env, rx, ry)?;
+        cache.push((rx, ry, region, false));
+        Ok(region)
+    }
+
+    fn store<E: Env>(&mut self, env: &mut E, rx: u16, ry: u16, region: Region) {
+        let Some(cache) = self.cache.as_mut() else {
+            return store_region(env, rx, ry, &region);
+        };
+        match cache.iter_mut().find(|(x, y, ..)| (*x, *y) == (rx, ry)) {
+            Some(entry) => *entry = (rx, ry, region, true),
+            None => cache.push((rx, ry, region, true)),
+        }
+    }
+
+    /// Writes the changed regions back (a tick's end).
+    fn flush<E: Env>(self, env: &mut E) {
+        for (rx, ry, region, changed) in self.cache.into_iter().flatten() {
+            if changed {
+                store_region(env, rx, ry, &region);
+            }
+        }
     }
 }
 
@@ -146,13 +207,12 @@ fn charge<E: Env>(env: &mut E, config: &Config, payer: &Id, amount: u64) -> Resu
     if amount == 0 {
         return Ok(());
     }
-    let input = Writer::new()
+    let input = Fixed::<73>::new()
         .u8(0x03)
         .raw(payer)
         .raw(&config.treasury)
-        .u64(amount)
-        .finish();
-    match env.call(&config.token, &input, PAYMENT_FUEL) {
+        .u64(amount);
+    match env.call(&config.token, input.as_slice(), PAYMENT_FUEL) {
         Ok(_) => Ok(()),
         Err(CallError::Aborted(_)) => Err("payment refused"),
         Err(_) => Err("payment failed"),
@@ -212,52 +272,70 @@ impl Action {
     }
 
     /// Runs the action for `who`. Every check comes before the first write, so a failed action
-    /// leaves no trace (inside a tick nothing else would undo it). Returns the output of the
-    /// single-action op: the region's block count for place and remove, nothing otherwise.
-    fn run<E: Env>(self, env: &mut E, config: &Config, who: &Id, pay: Pay) -> Result<Vec<u8>> {
+    /// leaves no trace (inside a tick nothing else would undo it). Returns the single-action
+    /// op's output: the region's block count for place and remove, nothing otherwise.
+    fn run<E: Env>(
+        self,
+        env: &mut E,
+        config: &Config,
+        regions: &mut Regions,
+        who: &Id,
+        pay: Pay,
+    ) -> Result<Option<u32>> {
         match self {
             Self::Place { x, y, kind } => {
                 if kind == 0 {
                     return Err("kind 0 is air");
                 }
                 let (rx, ry) = config.region_of(x, y)?;
-                let mut region = load_region(env, rx, ry)?;
+                let mut region = regions.load(env, rx, ry)?;
                 if region.owner != NOBODY && region.owner != *who {
                     return Err("region owned by another player");
                 }
                 let key = block_key(x, y);
-                if env.get(&key).is_some() {
+                if env.get_into(&key, &mut []).is_some() {
                     return Err("cell occupied");
                 }
                 region.blocks = region.blocks.checked_add(1).ok_or("region full")?;
                 if pay == Pay::Call {
                     charge(env, config, who, config.block_price)?;
                 }
-                env.set(&key, &Writer::new().u8(kind).raw(who).finish());
-                store_region(env, rx, ry, &region);
-                let event = Writer::new().u32(x).u32(y).u8(kind).raw(who).finish();
-                env.emit(b"place", &event);
-                Ok(region.blocks.to_le_bytes().to_vec())
+                let blocks = region.blocks;
+                env.set(
+                    &key,
+                    Fixed::<BLOCK_BYTES>::new().u8(kind).raw(who).as_slice(),
+                );
+                regions.store(env, rx, ry, region);
+                let event = Fixed::<41>::new().u32(x).u32(y).u8(kind).raw(who);
+                env.emit(b"place", event.as_slice());
+                Ok(Some(blocks))
             }
             Self::Remove { x, y } => {
                 let (rx, ry) = config.region_of(x, y)?;
                 let key = block_key(x, y);
-                let block = env.get(&key).ok_or("no block there")?;
-                let placer = block.get(1..33).ok_or("corrupt block")?;
-                let mut region = load_region(env, rx, ry)?;
+                let mut block = [0; BLOCK_BYTES];
+                match env.get_into(&key, &mut block) {
+                    None => return Err("no block there"),
+                    Some(BLOCK_BYTES) => {}
+                    Some(_) => return Err("corrupt block"),
+                }
+                let placer = &block[1..];
+                let mut region = regions.load(env, rx, ry)?;
                 let allowed = region.owner == *who || (region.owner == NOBODY && placer == who);
                 if !allowed {
                     return Err("not your block");
                 }
                 region.blocks = region.blocks.checked_sub(1).ok_or("corrupt region")?;
+                let blocks = region.blocks;
                 env.remove(&key);
-                store_region(env, rx, ry, &region);
-                env.emit(b"remove", &Writer::new().u32(x).u32(y).raw(who).finish());
-                Ok(region.blocks.to_le_bytes().to_vec())
+                regions.store(env, rx, ry, region);
+                let event = Fixed::<40>::new().u32(x).u32(y).raw(who);
+                env.emit(b"remove", event.as_slice());
+                Ok(Some(blocks))
             }
             Self::Claim { rx, ry } => {
                 config.check_region(rx, ry)?;
-                let mut region = load_region(env, rx, ry)?;
+                let mut region = regions.load(env, rx, ry)?;
                 if region.owner != NOBODY {
                     return Err("region already owned");
                 }
@@ -265,20 +343,22 @@ impl Action {
                     charge(env, config, who, config.claim_price)?;
                 }
                 region.owner = *who;
-                store_region(env, rx, ry, &region);
-                env.emit(b"claim", &Writer::new().u16(rx).u16(ry).raw(who).finish());
-                Ok(Vec::new())
+                regions.store(env, rx, ry, region);
+                let event = Fixed::<36>::new().u16(rx).u16(ry).raw(who);
+                env.emit(b"claim", event.as_slice());
+                Ok(None)
             }
             Self::Release { rx, ry } => {
                 config.check_region(rx, ry)?;
-                let mut region = load_region(env, rx, ry)?;
+                let mut region = regions.load(env, rx, ry)?;
                 if region.owner != *who {
                     return Err("not your region");
                 }
                 region.owner = NOBODY;
-                store_region(env, rx, ry, &region);
-                env.emit(b"release", &Writer::new().u16(rx).u16(ry).raw(who).finish());
-                Ok(Vec::new())
+                regions.store(env, rx, ry, region);
+                let event = Fixed::<36>::new().u16(rx).u16(ry).raw(who);
+                env.emit(b"release", event.as_slice());
+                Ok(None)
             }
         }
     }
@@ -325,8 +405,8 @@ fn tick<E: Env>(env: &mut E, config: &Config, r: &mut Reader<'_>) -> Result<Vec<
         let slot = match payers.iter().position(|p| p.id == *player) {
             Some(slot) => slot,
             None => {
-                let authorised = *player == caller
-                    || env.get(&delegate_key(player)).as_deref() == Some(&caller[..]);
+                let authorised =
+                    *player == caller || env.get_array::<32>(&delegate_key(player)) == Some(caller);
                 payers.push(Payer {
                     id: *player,
                     authorised,
@@ -346,6 +426,7 @@ fn tick<E: Env>(env: &mut E, config: &Config, r: &mut Reader<'_>) -> Result<Vec<
         slots.push(slot);
     }
     collect_fees(env, config, &mut payers)?;
+    let mut regions = Regions::cached();
     let mut status = Vec::with_capacity(actions.len());
     for ((player, action), slot) in actions.into_iter().zip(slots) {
         let payer = &payers[slot];
@@ -353,12 +434,16 @@ fn tick<E: Env>(env: &mut E, config: &Config, r: &mut Reader<'_>) -> Result<Vec<
             TICK_UNAUTHORISED
         } else if !payer.paid && action.price(config) > 0 {
             TICK_UNPAID
-        } else if action.run(env, config, &player, Pay::Prepaid).is_ok() {
+        } else if action
+            .run(env, config, &mut regions, &player, Pay::Prepaid)
+            .is_ok()
+        {
             TICK_OK
         } else {
             TICK_REJECTED
         });
     }
+    regions.flush(env);
     Ok(status)
 }
 
@@ -369,7 +454,10 @@ fn collect_fees<E: Env>(env: &mut E, config: &Config, payers: &mut [Payer]) -> R
         return Ok(());
     }
     let count = u16::try_from(owing).map_err(|_| "too many payers")?;
-    let mut input = Writer::new().u8(0x05).raw(&config.treasury).u16(count);
+    let mut input = Writer::with_capacity(35 + 40 * owing)
+        .u8(0x05)
+        .raw(&config.treasury)
+        .u16(count);
     for payer in payers.iter().filter(|p| p.owed > 0) {
         input = input.raw(&payer.id).u64(payer.owed);
     }
@@ -402,7 +490,8 @@ pub fn call<E: Env>(env: &mut E, input: &[u8]) -> Result<Vec<u8>> {
         0x01..=0x04 => {
             let action = Action::parse(op, &mut r)?;
             r.end()?;
-            action.run(env, &config, &caller, Pay::Call)
+            let blocks = action.run(env, &config, &mut Regions::direct(), &caller, Pay::Call)?;
+            Ok(blocks.map_or_else(Vec::new, |b| b.to_le_bytes().to_vec()))
         }
         0x05 => {
             let sequencer = r.id()?;
@@ -419,7 +508,12 @@ pub fn call<E: Env>(env: &mut E, input: &[u8]) -> Result<Vec<u8>> {
             let (x, y) = (r.u32()?, r.u32()?);
             r.end()?;
             config.region_of(x, y)?;
-            Ok(env.get(&block_key(x, y)).unwrap_or_default())
+            let mut block = [0; BLOCK_BYTES];
+            match env.get_into(&block_key(x, y), &mut block) {
+                None => Ok(Vec::new()),
+                Some(BLOCK_BYTES) => Ok(block.to_vec()),
+                Some(_) => Err("corrupt block"),
+            }
         }
         0x11 => {
             let (rx, ry) = (r.u16()?, r.u16()?);

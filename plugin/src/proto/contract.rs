@@ -45,7 +45,8 @@
 //!   runs in a *fresh instance*: linear memory and globals never survive a call, only the
 //!   key-value state does. So a transition `(prior root, ordered inputs) → (next root, receipts,
 //!   events, fuel used)` depends on nothing else, and [`TransitionResult::encode`] gives the same
-//!   bytes on every peer, native or wasm32.
+//!   bytes on every peer, native or wasm32. (A fresh instance is the *state*, not necessarily a
+//!   new allocation: see "Instance reuse" below.)
 //! - An input is **atomic**: if it traps, none of its writes or events (nested calls included)
 //!   are kept; it still burns the fuel it used. A nested `call` is atomic too: if the callee
 //!   fails, its writes and events are rolled back and the caller continues with a status code.
@@ -89,6 +90,22 @@
 //!
 //! Storage keys and values are opaque bytes; each contract sees only its own keys. Reads see the
 //! input's own pending writes.
+//!
+//! # Instance reuse
+//!
+//! Instantiating costs more than a small call (allocating and zeroing memory, copying data
+//! segments, resolving imports), so the host reuses instances of *resettable* modules, decided
+//! at load time ([`ContractHost::reuses_instances`]): every mutable global is exported, none is
+//! imported, and no function contains `table.set`, `table.grow`, `table.fill`, `table.copy`,
+//! `table.init`, `elem.drop`, `data.drop` or `memory.init`. After a call (successful or not) such
+//! an instance is reset — every memory byte to the image taken right after the module's first
+//! instantiation in that wasmi store, every mutable global to its initial value — and pooled; if
+//! its memory grew it is dropped instead. Nothing else in an instance can change, so a reset
+//! instance is indistinguishable from a new one to the code it runs. Fuel and the memory budget
+//! are charged exactly as for a new instance, so reuse changes no result, receipt or fuel figure
+//! (a test runs the same inputs on a resettable and an unresettable build of one module and
+//! compares). The Rust contracts export `__stack_pointer` (their `build.rs`) to be resettable.
+//! The store holding the pool is kept across transitions and shared with forks.
 
 mod abi;
 mod batch;

@@ -97,6 +97,53 @@ fn write_memory(ctx: &mut Ctx<'_>, ptr: i32, bytes: &[u8]) -> HostResult<()> {
     Ok(())
 }
 
+/// Bytes copied out of (or for) linear memory: inline when short (keys, most values), so that a
+/// storage call allocates nothing on the host for them.
+enum Copied {
+    Inline([u8; INLINE_BYTES], usize),
+    Heap(Vec<u8>),
+}
+
+/// Longest byte string [`Copied`] keeps inline.
+const INLINE_BYTES: usize = 64;
+
+impl Copied {
+    fn of(bytes: &[u8]) -> Self {
+        if bytes.len() <= INLINE_BYTES {
+            let mut inline = [0; INLINE_BYTES];
+            inline[..bytes.len()].copy_from_slice(bytes);
+            Self::Inline(inline, bytes.len())
+        } else {
+            Self::Heap(bytes.to_vec())
+        }
+    }
+}
+
+impl core::ops::Deref for Copied {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Self::Inline(bytes, len) => &bytes[..*len],
+            Self::Heap(bytes) => bytes,
+        }
+    }
+}
+
+/// [`read_memory`] into a [`Copied`].
+fn read_memory_copied(ctx: &Ctx<'_>, ptr: i32, len: u32) -> HostResult<Copied> {
+    let memory = ctx.data().frame()?.memory.ok_or_else(no_memory)?;
+    let start = u32_of(ptr) as usize;
+    let end = start
+        .checked_add(len as usize)
+        .ok_or_else(|| trap(ContractError::HostMemoryAccess))?;
+    memory
+        .data(ctx)
+        .get(start..end)
+        .map(Copied::of)
+        .ok_or_else(|| trap(ContractError::HostMemoryAccess))
+}
+
 fn no_memory() -> wasmi::Error {
     trap(ContractError::Internal {
         reason: "frame has no memory".into(),
@@ -238,7 +285,7 @@ fn define(
     Ok(())
 }
 
-fn read_key(ctx: &mut Ctx<'_>, key: i32, key_len: i32, extra: u64) -> HostResult<Vec<u8>> {
+fn read_key(ctx: &mut Ctx<'_>, key: i32, key_len: i32, extra: u64) -> HostResult<Copied> {
     let max = ctx.data().shared.params.key_bytes_max;
     let key_len = check_len(
         key_len,
@@ -246,7 +293,7 @@ fn read_key(ctx: &mut Ctx<'_>, key: i32, key_len: i32, extra: u64) -> HostResult
         ContractError::StateLimit { what: "key length" },
     )?;
     charge_call(ctx, extra, u64::from(key_len))?;
-    read_memory(ctx, key, key_len)
+    read_memory_copied(ctx, key, key_len)
 }
 
 fn storage_get(mut ctx: Ctx<'_>, key: i32, key_len: i32, dst: i32, cap: i32) -> HostResult<i32> {
@@ -256,7 +303,7 @@ fn storage_get(mut ctx: Ctx<'_>, key: i32, key_len: i32, dst: i32, cap: i32) -> 
     // One lookup (each hashes the key): copy what fits out now, charge, then write it.
     let (len, value) = match ctx.data().read(&contract, &key) {
         None => return Ok(-1),
-        Some(v) => (v.len(), v[..v.len().min(u32_of(cap) as usize)].to_vec()),
+        Some(v) => (v.len(), Copied::of(&v[..v.len().min(u32_of(cap) as usize)])),
     };
     charge_call(&mut ctx, 0, value.len() as u64)?;
     if !value.is_empty() {

@@ -1,13 +1,16 @@
-//! Running a batch of ordered inputs: one wasmi store serves many inputs, each input gets fresh
-//! instances and a reset [`ExecState`], and commits into the contracts' trees only if it succeeds.
+//! Running a batch of ordered inputs: one wasmi store serves many inputs (and, through the
+//! [`StoreCache`], many transitions), each input gets a reset [`ExecState`] and instances in
+//! their freshly-instantiated state, and commits into the contracts' trees only if it succeeds.
 //!
 //! Why share a store: creating one and its host functions costs about as much as instantiating a
-//! small contract. Sharing it changes nothing observable — every call still instantiates its
-//! module afresh, and nothing in the store outlives an input except unreachable dead instances,
-//! whose memory is bounded by starting a new store after [`STORE_BYTES_MAX`].
+//! small contract, and a store is where reset instances are pooled (see `exec.rs`). Sharing it
+//! changes nothing observable: nothing in the store outlives an input except pooled instances,
+//! which are reset to the state a fresh instantiation gives, and unreachable dead instances,
+//! which are bounded by starting a new store after [`STORE_BYTES_MAX`] bytes of linear memory or
+//! [`STORE_INSTANCES_MAX`] instances.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use wasmi::Store;
 
@@ -21,6 +24,39 @@ use super::types::{CodeHash, ContractId, Fuel, Input, Receipt, Tick};
 
 /// Start a new store once dead instances of earlier inputs hold this much linear memory.
 const STORE_BYTES_MAX: u64 = 16 * 1024 * 1024;
+
+/// Start a new store once this many instances were created in it (a module may have a memory of
+/// zero pages, which the byte bound would not see).
+const STORE_INSTANCES_MAX: u64 = 4096;
+
+/// A store kept between batches of inputs, shared by a host and its forks (a referee's fork
+/// re-executes on the store its parent left). At most one batch uses the store at a time; a
+/// batch that finds it taken creates its own. Holds no contract state between batches.
+#[derive(Clone, Default)]
+pub(crate) struct StoreCache(Arc<Mutex<Option<Store<ExecState>>>>);
+
+impl core::fmt::Debug for StoreCache {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("StoreCache")
+    }
+}
+
+impl StoreCache {
+    /// The cached store if it was made for `shared` (same parameters, engine and modules).
+    fn take(&self, shared: &Arc<Shared>) -> Option<Store<ExecState>> {
+        let store = self.0.try_lock().ok()?.take()?;
+        Arc::ptr_eq(&store.data().shared, shared).then_some(store)
+    }
+
+    /// Keeps `store` for the next batch, unless another batch already left one.
+    fn put(&self, store: Store<ExecState>) {
+        if let Ok(mut slot) = self.0.try_lock()
+            && slot.is_none()
+        {
+            *slot = Some(store);
+        }
+    }
+}
 
 /// Which export a top-level run starts at.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,15 +85,17 @@ fn new_store(
         tick: Tick(0),
         bytes_written: 0,
         calls: 0,
+        pools: BTreeMap::new(),
+        instances_created: 0,
         limiter: Limiter {
             instance_bytes_max: u64::from(params.memory_pages_max) * PAGE_BYTES,
             input_bytes_max: u64::from(params.input_memory_pages_max) * PAGE_BYTES,
             bytes_used: 0,
             store_bytes: 0,
             table_elements_max: u64::from(params.table_elements_max),
-            // Per input the host caps calls; across a store, the memory bound recycles it long
-            // before this (each instance has at least one page).
-            instances_max: calls.saturating_mul(1 + (STORE_BYTES_MAX / PAGE_BYTES) as usize),
+            // Per input the host caps calls; across a store, `STORE_INSTANCES_MAX` recycles it
+            // before this.
+            instances_max: calls.saturating_add(STORE_INSTANCES_MAX as usize),
         },
     };
     let mut store = Store::new(&shared.engine, state);
@@ -112,21 +150,27 @@ fn refused(error: ContractError) -> Applied {
 /// contracts' trees (without hashing). Returns one [`Applied`] per input.
 pub(crate) fn run_inputs(
     shared: &Arc<Shared>,
+    cache: &StoreCache,
     contracts: &mut BTreeMap<ContractId, ContractEntry>,
     inputs: &[Input],
     entry: Entry,
 ) -> Vec<Applied> {
     let mut out = Vec::with_capacity(inputs.len());
-    let mut store: Option<Store<ExecState>> = None;
+    let mut store: Option<Store<ExecState>> = cache.take(shared);
+    if let Some(s) = store.as_mut() {
+        s.data_mut().contracts = std::mem::take(contracts);
+    }
     for input in inputs {
         let live = store.as_ref().map_or(&*contracts, |s| &s.data().contracts);
         if let Some(error) = precheck(shared, input, live) {
             out.push(refused(error));
             continue;
         }
-        let full = store
-            .as_ref()
-            .is_some_and(|s| s.data().limiter.store_bytes > STORE_BYTES_MAX);
+        let full = store.as_ref().is_some_and(|s| {
+            let data = s.data();
+            data.limiter.store_bytes > STORE_BYTES_MAX
+                || data.instances_created > STORE_INSTANCES_MAX
+        });
         if let Some(old) = store.take_if(|_| full) {
             *contracts = old.into_data().contracts;
         }
@@ -146,8 +190,9 @@ pub(crate) fn run_inputs(
             out.push(run_one(s, input, entry));
         }
     }
-    if let Some(s) = store {
-        *contracts = s.into_data().contracts;
+    if let Some(mut s) = store {
+        *contracts = std::mem::take(&mut s.data_mut().contracts);
+        cache.put(s);
     }
     out
 }

@@ -1,14 +1,36 @@
-//! Running one input: a fresh wasmi `Store` per input, a fresh instance per call, a journal of
-//! pending writes that commits only if the whole input succeeds.
+//! Running one input: every call runs in an instance in the state a fresh instantiation gives
+//! (a new one, or a pooled one reset to that state), with a journal of pending writes that
+//! commits only if the whole input succeeds.
+//!
+//! # Instance reuse
+//!
+//! Instantiating a module costs more than a small call: wasmi allocates and zeroes the linear
+//! memory, copies the data segments and resolves every import. For a *resettable* module (see
+//! `validate::prescan`) the host keeps the instances of finished calls in a per-store pool and
+//! hands one out instead of instantiating, after resetting it:
+//! - its memory must still have the initial size (otherwise the instance is dropped, not pooled),
+//!   and every byte is overwritten with the image captured right after the first instantiation
+//!   of that module in the store, before any code ran (zeroes plus the data segments);
+//! - every mutable global (all are exported in a resettable module) is set to the value it had
+//!   in that image;
+//! - tables and segments cannot have changed: the module contains no operator that changes them.
+//!
+//! Everything else an instance has is immutable (functions, types, imports bound to the same
+//! host functions, immutable globals). A reset instance is therefore indistinguishable from a
+//! fresh one to the code it runs, and the host charges it exactly as a fresh one: the same
+//! instantiation fuel and the same memory accounting against `input_memory_pages_max`. Whether
+//! a peer reuses instances, and how many it has pooled, cannot change any result.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use wasmi::{AsContextMut, Engine, Linker, Memory, Module, TrapCode};
+use wasmi::{
+    AsContext, AsContextMut, Engine, Global, Instance, Linker, Memory, Module, TrapCode, Val,
+};
 
 use super::error::{ContractError, TrapKind};
 use super::merkle::MerkleMap;
-use super::params::ConsensusParams;
+use super::params::{ConsensusParams, PAGE_BYTES};
 use super::types::{Address, CodeHash, ContractId, Event, Tick};
 
 /// Export run for every call.
@@ -31,7 +53,36 @@ pub(crate) struct Shared {
     pub(crate) params: ConsensusParams,
     pub(crate) engine: Engine,
     pub(crate) modules: BTreeMap<CodeHash, Module>,
+    /// Modules whose instances may be reset and reused (see the module docs).
+    pub(crate) resettable: BTreeSet<CodeHash>,
 }
+
+/// The state of a resettable module's instance right after instantiation.
+#[derive(Debug)]
+pub(crate) struct Image {
+    memory: Vec<u8>,
+    globals: Vec<Val>,
+}
+
+/// A finished instance waiting for reuse, already reset to its module's [`Image`].
+#[derive(Debug)]
+pub(crate) struct Pooled {
+    instance: Instance,
+    memory: Memory,
+    /// The instance's mutable globals, in the order of [`Image::globals`].
+    globals: Vec<Global>,
+}
+
+/// Instances of one resettable module kept by a store.
+#[derive(Debug, Default)]
+pub(crate) struct Pool {
+    image: Option<Image>,
+    free: Vec<Pooled>,
+}
+
+/// Most idle instances a store keeps per module (a call chain needs at most `call_depth_max + 1`
+/// at once, and only when one code serves several contracts).
+const POOL_FREE_MAX: usize = 8;
 
 /// One contract activation on the call stack.
 #[derive(Debug)]
@@ -66,6 +117,10 @@ pub(crate) struct ExecState {
     pub(crate) bytes_written: u64,
     pub(crate) calls: u16,
     pub(crate) limiter: Limiter,
+    /// Reusable instances per code (kept across inputs; see the module docs).
+    pub(crate) pools: BTreeMap<CodeHash, Pool>,
+    /// Instances created in this store so far (decides when to start a new store).
+    pub(crate) instances_created: u64,
 }
 
 /// Memory and table limits, enforced by wasmi at instantiation and on every grow.
@@ -79,6 +134,20 @@ pub(crate) struct Limiter {
     pub(crate) store_bytes: u64,
     pub(crate) table_elements_max: u64,
     pub(crate) instances_max: usize,
+}
+
+impl Limiter {
+    /// Accounts a reused instance's memory exactly as [`wasmi::ResourceLimiter::memory_growing`]
+    /// accounts the memory of a fresh instantiation (from 0 to `bytes`), except that no new
+    /// memory joins the store. `false` = the input's memory budget is exhausted.
+    fn reuse(&mut self, bytes: u64) -> bool {
+        let total = self.bytes_used.saturating_add(bytes);
+        if bytes > self.instance_bytes_max || total > self.input_bytes_max {
+            return false;
+        }
+        self.bytes_used = total;
+        true
+    }
 }
 
 impl wasmi::ResourceLimiter for Limiter {
@@ -257,7 +326,7 @@ pub(crate) fn invoke(
     input: Vec<u8>,
     export: &str,
 ) -> Result<Vec<u8>, ContractError> {
-    let (module, shared, linker) = {
+    let (code, module, shared, linker) = {
         let context = ctx.as_context();
         let data = context.data();
         let entry = data
@@ -273,7 +342,7 @@ pub(crate) fn invoke(
         let linker = data.linker.clone().ok_or_else(|| ContractError::Internal {
             reason: "store has no linker".into(),
         })?;
-        (module, Arc::clone(&data.shared), linker)
+        (entry.code_hash, module, Arc::clone(&data.shared), linker)
     };
     ctx.as_context_mut().data_mut().frames.push(Frame {
         contract,
@@ -283,7 +352,7 @@ pub(crate) fn invoke(
         return_data: Vec::new(),
         memory: None,
     });
-    let result = instantiate_and_run(&mut ctx, &shared, &linker, &module, export);
+    let result = instantiate_and_run(&mut ctx, &shared, &linker, code, &module, export);
     let frame = ctx.as_context_mut().data_mut().frames.pop();
     result?;
     Ok(frame.map(|f| f.output).unwrap_or_default())
@@ -293,6 +362,7 @@ fn instantiate_and_run(
     mut ctx: impl AsContextMut<Data = ExecState>,
     shared: &Shared,
     linker: &Linker<ExecState>,
+    code: CodeHash,
     module: &Module,
     export: &str,
 ) -> Result<(), ContractError> {
@@ -305,17 +375,54 @@ fn instantiate_and_run(
             .saturating_add(costs.instantiate_per_page.saturating_mul(pages)),
     )
     .map_err(classify)?;
-    let instance = linker
-        .instantiate_and_start(&mut ctx, module)
-        .map_err(classify)?;
-    let memory = instance
-        .get_memory(&ctx, MEMORY_EXPORT)
-        .ok_or(ContractError::MissingExport {
-            name: MEMORY_EXPORT,
-        })?;
+    let resettable = shared.resettable.contains(&code);
+    let pooled = if resettable {
+        acquire(&mut ctx, code, pages)?
+    } else {
+        None
+    };
+    let instance = match pooled {
+        Some(pooled) => pooled,
+        None => {
+            ctx.as_context_mut().data_mut().instances_created += 1;
+            let instance = linker
+                .instantiate_and_start(&mut ctx, module)
+                .map_err(classify)?;
+            let memory =
+                instance
+                    .get_memory(&ctx, MEMORY_EXPORT)
+                    .ok_or(ContractError::MissingExport {
+                        name: MEMORY_EXPORT,
+                    })?;
+            let globals = if resettable {
+                let globals = mutable_globals(&ctx, instance);
+                capture_image(&mut ctx, code, memory, &globals);
+                globals
+            } else {
+                Vec::new()
+            };
+            Pooled {
+                instance,
+                memory,
+                globals,
+            }
+        }
+    };
     if let Some(frame) = ctx.as_context_mut().data_mut().frames.last_mut() {
-        frame.memory = Some(memory);
+        frame.memory = Some(instance.memory);
     }
+    let result = run_export(&mut ctx, instance.instance, export);
+    if resettable {
+        release(&mut ctx, code, instance, pages);
+    }
+    result
+}
+
+fn run_export(
+    mut ctx: impl AsContextMut<Data = ExecState>,
+    instance: Instance,
+    export: &str,
+) -> Result<(), ContractError> {
     let Some(func) = instance.get_func(&ctx, export) else {
         // Only `mw_init` is optional; `mw_call` is checked at load time.
         return Ok(());
@@ -324,6 +431,112 @@ fn instantiate_and_run(
         .typed::<(), ()>(&ctx)
         .map_err(|_| ContractError::MissingExport { name: "mw_call" })?;
     func.call(&mut ctx, ()).map_err(classify)
+}
+
+/// The mutable globals of `instance`, ordered by export name.
+fn mutable_globals(ctx: impl AsContext, instance: Instance) -> Vec<Global> {
+    let ctx = ctx.as_context();
+    let mut globals: Vec<(&str, Global)> = instance
+        .exports(ctx)
+        .filter_map(|export| Some((export.name(), export.into_global()?)))
+        .filter(|(_, global)| global.ty(ctx).mutability().is_mut())
+        .collect();
+    globals.sort_unstable_by_key(|(name, _)| *name);
+    globals.into_iter().map(|(_, global)| global).collect()
+}
+
+/// Records the image of `code` (`memory` and `globals` of an instance that has just been
+/// created), if the store has none yet.
+fn capture_image(
+    mut ctx: impl AsContextMut<Data = ExecState>,
+    code: CodeHash,
+    memory: Memory,
+    globals: &[Global],
+) {
+    let has_image = ctx
+        .as_context()
+        .data()
+        .pools
+        .get(&code)
+        .is_some_and(|pool| pool.image.is_some());
+    if has_image {
+        return;
+    }
+    let image = Image {
+        memory: memory.data(&ctx).to_vec(),
+        globals: globals.iter().map(|global| global.get(&ctx)).collect(),
+    };
+    ctx.as_context_mut()
+        .data_mut()
+        .pools
+        .entry(code)
+        .or_default()
+        .image = Some(image);
+}
+
+/// A reset instance of `code` from the pool, charged to the input's memory budget as a fresh
+/// instance of `pages` pages would be.
+fn acquire(
+    mut ctx: impl AsContextMut<Data = ExecState>,
+    code: CodeHash,
+    pages: u64,
+) -> Result<Option<Pooled>, ContractError> {
+    let mut context = ctx.as_context_mut();
+    let data = context.data_mut();
+    let Some(pool) = data.pools.get_mut(&code) else {
+        return Ok(None);
+    };
+    if pool.free.is_empty() {
+        return Ok(None);
+    }
+    if !data.limiter.reuse(pages.saturating_mul(PAGE_BYTES)) {
+        // What a fresh instantiation reports when the limiter refuses its memory.
+        return Err(ContractError::MemoryLimit);
+    }
+    Ok(data.pools.get_mut(&code).and_then(|pool| pool.free.pop()))
+}
+
+/// Resets a finished instance of `code` to the image and pools it; drops it instead if its
+/// memory grew (or anything about it does not match the image).
+fn release(
+    mut ctx: impl AsContextMut<Data = ExecState>,
+    code: CodeHash,
+    instance: Pooled,
+    pages: u64,
+) {
+    if instance.memory.size(&ctx) != pages {
+        return;
+    }
+    let mut context = ctx.as_context_mut();
+    let (bytes, data) = instance.memory.data_and_store_mut(&mut context);
+    let Some(pool) = data.pools.get_mut(&code) else {
+        return;
+    };
+    let Some(image) = pool.image.as_mut() else {
+        return;
+    };
+    if pool.free.len() >= POOL_FREE_MAX
+        || bytes.len() != image.memory.len()
+        || instance.globals.len() != image.globals.len()
+    {
+        return;
+    }
+    bytes.copy_from_slice(&image.memory);
+    let values = core::mem::take(&mut image.globals);
+    let mut reset = true;
+    for (global, value) in instance.globals.iter().zip(&values) {
+        reset &= global.set(&mut context, value.clone()).is_ok();
+    }
+    let data = context.data_mut();
+    let Some(pool) = data.pools.get_mut(&code) else {
+        return;
+    };
+    if let Some(image) = pool.image.as_mut() {
+        image.globals = values;
+    }
+    if reset {
+        pool.free.push(instance);
+    }
 }
 
 /// The initial size of the module's memory, in pages.

@@ -1,12 +1,12 @@
 //! [`ContractHost`]: the Bevy-free API a game or a referee calls.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use sha2::{Digest as _, Sha256};
 use wasmi::{Engine, Module};
 
-use super::batch::{Applied, Entry, instantiate_only, run_inputs};
+use super::batch::{Applied, Entry, StoreCache, instantiate_only, run_inputs};
 use super::error::ContractError;
 use super::exec::{ContractEntry, Shared};
 use super::merkle::{MerkleMap, MerkleProof};
@@ -30,6 +30,9 @@ pub struct ContractHost {
     index: MerkleMap,
     /// Contracts written since their root was last folded into `index`.
     dirty: Vec<ContractId>,
+    /// The wasmi store (host functions, pooled instances) kept between transitions; shared with
+    /// forks. Holds no state that affects results (see `batch.rs`).
+    stores: StoreCache,
 }
 
 /// The result of applying ordered inputs: `(prior root, inputs) → (next root, receipts, fuel)`.
@@ -110,10 +113,12 @@ impl ContractHost {
                 params,
                 engine,
                 modules: BTreeMap::new(),
+                resettable: BTreeSet::new(),
             }),
             contracts: BTreeMap::new(),
             index,
             dirty: Vec::new(),
+            stores: StoreCache::default(),
         })
     }
 
@@ -129,13 +134,17 @@ impl ContractHost {
         if self.shared.modules.contains_key(&hash) {
             return Ok(hash);
         }
-        validate::prescan(wasm, &self.shared.params)?;
+        let resettable = validate::prescan(wasm, &self.shared.params)?;
         let module =
             Module::new(&self.shared.engine, wasm).map_err(|e| ContractError::InvalidModule {
                 reason: e.to_string(),
             })?;
         validate::check_interface(&module)?;
-        Arc::make_mut(&mut self.shared).modules.insert(hash, module);
+        let shared = Arc::make_mut(&mut self.shared);
+        shared.modules.insert(hash, module);
+        if resettable {
+            shared.resettable.insert(hash);
+        }
         Ok(hash)
     }
 
@@ -151,6 +160,13 @@ impl ContractHost {
             return Err(ContractError::CodeHashMismatch { expected, actual });
         }
         self.load_code(wasm)
+    }
+
+    /// Whether calls into code with this hash reuse reset instances instead of instantiating
+    /// afresh (decided at load time; see "Instance reuse" in the module docs). Either way the
+    /// results and fuel are the same; reuse is only faster.
+    pub fn reuses_instances(&self, code: &CodeHash) -> bool {
+        self.shared.resettable.contains(code)
     }
 
     /// Whether code with this hash is loaded.
@@ -218,7 +234,13 @@ impl ContractHost {
     }
 
     fn run(&mut self, inputs: &[Input], entry: Entry) -> Vec<Applied> {
-        run_inputs(&self.shared, &mut self.contracts, inputs, entry)
+        run_inputs(
+            &self.shared,
+            &self.stores,
+            &mut self.contracts,
+            inputs,
+            entry,
+        )
     }
 
     /// Applies ordered inputs as one transition (roots hashed once, at the end).

@@ -76,8 +76,7 @@ struct Leaf {
 }
 
 impl Leaf {
-    fn new(key: &[u8], value: &[u8]) -> Self {
-        let key_hash = sha256(key);
+    fn new(key_hash: Digest, key: &[u8], value: &[u8]) -> Self {
         let hash = leaf_hash(&key_hash, &sha256(value));
         Self {
             key_hash,
@@ -323,16 +322,20 @@ impl MerkleMap {
     }
 
     fn find(&self, key: &[u8]) -> Option<&Arc<Leaf>> {
-        let key_hash = sha256(key);
+        self.find_hashed(key, &sha256(key))
+    }
+
+    /// [`MerkleMap::find`] with the key's hash already computed.
+    fn find_hashed(&self, key: &[u8], key_hash: &Digest) -> Option<&Arc<Leaf>> {
         let mut node = self.root.as_ref()?;
         let mut depth = 0;
         loop {
             match node {
                 Node::Leaf(leaf) => {
-                    return (leaf.key_hash == key_hash && *leaf.key == *key).then_some(leaf);
+                    return (leaf.key_hash == *key_hash && *leaf.key == *key).then_some(leaf);
                 }
                 Node::Branch(branch) => {
-                    node = branch.children[bit(&key_hash, depth)].as_ref()?;
+                    node = branch.children[bit(key_hash, depth)].as_ref()?;
                     depth += 1;
                 }
             }
@@ -347,10 +350,12 @@ impl MerkleMap {
     /// Stores `value` under `key`, returning whether the key existed. Hashing of the path is
     /// deferred to [`MerkleMap::root`] / [`MerkleMap::commit`].
     pub fn insert(&mut self, key: &[u8], value: &[u8]) -> bool {
-        if self.get(key) == Some(value) {
+        let key_hash = sha256(key);
+        if self.find_hashed(key, &key_hash).map(|leaf| &*leaf.value) == Some(value) {
             return true;
         }
-        let replaced = insert(&mut self.root, 0, Arc::new(Leaf::new(key, value)));
+        let leaf = Arc::new(Leaf::new(key_hash, key, value));
+        let replaced = insert(&mut self.root, 0, leaf);
         if replaced.is_none() {
             self.len += 1;
         }
@@ -359,10 +364,11 @@ impl MerkleMap {
 
     /// Removes `key`, returning whether it existed.
     pub fn remove(&mut self, key: &[u8]) -> bool {
-        if self.find(key).is_none() {
+        let key_hash = sha256(key);
+        if self.find_hashed(key, &key_hash).is_none() {
             return false;
         }
-        let removed = remove(&mut self.root, 0, &sha256(key));
+        let removed = remove(&mut self.root, 0, &key_hash);
         debug_assert!(removed.is_some());
         self.len -= 1;
         true

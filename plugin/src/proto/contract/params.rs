@@ -102,7 +102,8 @@ pub struct FuelCosts {
     pub bytes_copied_per_fuel: u32,
     /// Charged once per input before anything runs.
     pub input_base: u64,
-    /// Charged per instantiation (every call, top-level or nested, instantiates afresh).
+    /// Charged per instantiation (every call, top-level or nested, runs in a fresh instance;
+    /// a reused, reset instance is charged the same).
     pub instantiate_base: u64,
     /// Charged per initial memory page at instantiation.
     pub instantiate_per_page: u64,
