@@ -21,9 +21,9 @@ use meshwork::proto::contract::{
 
 /// sha256 of each built contract. A change here means the contract's bytes changed: either its
 /// source (update the pin deliberately) or the build stopped being reproducible (a bug).
-const TOKEN_HASH: &str = "62d2cfbaed04166d9dc6b56de012bbbc9de5ffa17ff8e115ab57a9874492526b";
-const COUNTER_HASH: &str = "d6011dea6868ba5810d8c147a1999a58de7e66bdbfa372547dc3f1f84e03e326";
-const WORLD_HASH: &str = "903676c5320a4b02fb3f04797f72801f015418edec13722ade5eb45adedb1894";
+const TOKEN_HASH: &str = "c27eae07c7d99fb72dd59e00448feacced834d4ec639cdc75311033e3797dd9c";
+const COUNTER_HASH: &str = "7fb929ce072d4bda0eef9b078d6facf5e024311aea3382db7724393433dcbd0a";
+const WORLD_HASH: &str = "2c1adcb553f5a50ebc64510f5ef6d8831857b062d42fe862deb54a7ea6cc0ac1";
 
 const FUEL: Fuel = Fuel(5_000_000);
 

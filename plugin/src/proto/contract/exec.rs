@@ -213,7 +213,7 @@ pub(crate) fn trap(error: ContractError) -> wasmi::Error {
 
 /// Maps whatever wasmi returned to a typed error.
 pub(crate) fn classify(error: wasmi::Error) -> ContractError {
-    use wasmi::errors::{ErrorKind, FuelError, MemoryError, TableError};
+    use wasmi::errors::{ErrorKind, FuelError, InstantiationError, MemoryError, TableError};
     if let Some(HostTrap(inner)) = error.downcast_ref::<HostTrap>() {
         return inner.clone();
     }
@@ -240,7 +240,13 @@ pub(crate) fn classify(error: wasmi::Error) -> ContractError {
         ErrorKind::Fuel(FuelError::OutOfFuel { .. })
         | ErrorKind::Memory(MemoryError::OutOfFuel { .. })
         | ErrorKind::Table(TableError::OutOfFuel { .. }) => ContractError::OutOfFuel,
-        ErrorKind::Memory(_) | ErrorKind::Table(_) => ContractError::MemoryLimit,
+        // A new instance's memory refused by the limiter (the input's memory budget) is the same
+        // error a reused instance reports (see `acquire`): which one a peer runs cannot show.
+        ErrorKind::Memory(_)
+        | ErrorKind::Table(_)
+        | ErrorKind::Instantiation(InstantiationError::FailedToInstantiateMemory(_)) => {
+            ContractError::MemoryLimit
+        }
         _ => ContractError::Internal {
             reason: error.to_string(),
         },
