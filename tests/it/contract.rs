@@ -23,7 +23,7 @@ use meshwork::proto::contract::{
 /// source (update the pin deliberately) or the build stopped being reproducible (a bug).
 const TOKEN_HASH: &str = "c27eae07c7d99fb72dd59e00448feacced834d4ec639cdc75311033e3797dd9c";
 const COUNTER_HASH: &str = "7fb929ce072d4bda0eef9b078d6facf5e024311aea3382db7724393433dcbd0a";
-const WORLD_HASH: &str = "2c1adcb553f5a50ebc64510f5ef6d8831857b062d42fe862deb54a7ea6cc0ac1";
+const WORLD_HASH: &str = "08d25cf041f1d936376030548b89bc6bd21dd1bc41204eb3efd1c6cda4385a5e";
 
 const FUEL: Fuel = Fuel(5_000_000);
 
