@@ -275,7 +275,9 @@ fn run_one(store: &mut Store<ExecState>, input: &Input, entry: Entry) -> Applied
                 };
                 for (key, value) in writes {
                     match value {
-                        Some(value) => entry.state.insert(&key, &value),
+                        Some(value) => entry
+                            .state
+                            .insert_owned(key.into_boxed_slice(), value.into_boxed_slice()),
                         None => entry.state.remove(&key),
                     };
                 }

@@ -76,12 +76,12 @@ struct Leaf {
 }
 
 impl Leaf {
-    fn new(key_hash: Digest, key: &[u8], value: &[u8]) -> Self {
-        let hash = leaf_hash(&key_hash, &sha256(value));
+    fn new(key_hash: Digest, key: Box<[u8]>, value: Box<[u8]>) -> Self {
+        let hash = leaf_hash(&key_hash, &sha256(&value));
         Self {
             key_hash,
-            key: key.into(),
-            value: value.into(),
+            key,
+            value,
             hash,
         }
     }
@@ -350,8 +350,13 @@ impl MerkleMap {
     /// Stores `value` under `key`, returning whether the key existed. Hashing of the path is
     /// deferred to [`MerkleMap::root`] / [`MerkleMap::commit`].
     pub fn insert(&mut self, key: &[u8], value: &[u8]) -> bool {
-        let key_hash = sha256(key);
-        if self.find_hashed(key, &key_hash).map(|leaf| &*leaf.value) == Some(value) {
+        self.insert_owned(key.into(), value.into())
+    }
+
+    /// [`MerkleMap::insert`] taking the bytes by value (no copy when the caller owns them).
+    pub fn insert_owned(&mut self, key: Box<[u8]>, value: Box<[u8]>) -> bool {
+        let key_hash = sha256(&key);
+        if self.find_hashed(&key, &key_hash).map(|leaf| &*leaf.value) == Some(&*value) {
             return true;
         }
         let leaf = Arc::new(Leaf::new(key_hash, key, value));
