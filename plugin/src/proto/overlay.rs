@@ -24,13 +24,15 @@
 //! so a dead link is routed around) up to `retries_max` times. Duplicates are dropped by
 //! `(origin, id)`. The `origin` of a routed message is a hint unless its body is signed.
 
+mod drbg;
 pub mod msg;
 pub mod table;
 
+use drbg::Drbg;
+
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use rand_chacha::ChaCha8Rng;
-use rand_core::{RngCore, SeedableRng};
+use rand_core::RngCore;
 use sha2::{Digest, Sha256};
 
 use crate::proto::identity::{self, Domain, Identity, PeerId, PublicKey};
@@ -366,7 +368,7 @@ pub struct Overlay {
     identity: Identity,
     me: PeerId,
     cfg: OverlayConfig,
-    rng: ChaCha8Rng,
+    rng: Drbg,
     table: Table,
     links: Vec<Link>,
     pending: VecDeque<Pending>,
@@ -404,7 +406,7 @@ impl Overlay {
             table: Table::new(me, cfg.bucket_size),
             identity,
             me,
-            rng: ChaCha8Rng::from_seed(seed),
+            rng: Drbg::new(seed),
             links: Vec::new(),
             pending: VecDeque::new(),
             dials: BTreeMap::new(),
@@ -477,9 +479,9 @@ impl Overlay {
     }
 
     /// Learn of a peer out of band (e.g. a bootstrap list).
-    pub fn add_known(&mut self, now_ms: u64, peer: PeerId) {
+    pub fn add_known(&mut self, _now_ms: u64, peer: PeerId) {
         if peer != self.me {
-            self.table.insert(peer, now_ms);
+            self.table.insert(peer);
         }
     }
 
@@ -646,7 +648,7 @@ impl Overlay {
                 }
                 for p in peers {
                     if p != self.me && p != from {
-                        self.table.insert_via(p, now_ms, Some(&from));
+                        self.table.insert_via(p, Some(&from));
                     }
                 }
             }
@@ -677,7 +679,7 @@ impl Overlay {
                 // Remember the way back to the origin: through the peer that handed it to us.
                 // Following these pointers hop by hop retraces the path (see `via_link`).
                 if msg.origin != self.me && msg.origin != from {
-                    self.table.insert_via(msg.origin, now_ms, Some(&from));
+                    self.table.insert_via(msg.origin, Some(&from));
                 }
                 let mut msg = msg;
                 msg.hops = msg.hops.saturating_add(1);
@@ -722,7 +724,7 @@ impl Overlay {
             .find(|l| l.id == link)
             .expect("caller found it");
         l.state = LinkState::Up { peer };
-        self.table.insert(peer, now_ms);
+        self.table.insert(peer);
         self.dials.remove(&peer);
         self.expected.remove(&peer);
         self.events.push_back(Event::PeerJoined { peer, link });
@@ -1314,7 +1316,7 @@ impl Overlay {
             }),
             Body::FindNode { key } => {
                 if origin != self.me {
-                    self.table.insert(origin, now_ms);
+                    self.table.insert(origin);
                 }
                 let mut peers = self.table.closest(&key, self.cfg.bucket_size);
                 peers.retain(|p| *p != origin);
@@ -1412,7 +1414,7 @@ impl Overlay {
         for p in peers.iter().take(msg::PEERS_MAX) {
             if *p != self.me {
                 let via = (*p != from).then_some(&from);
-                self.table.insert_via(*p, now_ms, via);
+                self.table.insert_via(*p, via);
             }
         }
         let Some(l) = self.lookups.get_mut(&key) else {
@@ -1514,7 +1516,7 @@ impl Overlay {
             self.stats.connects_refused += 1;
         }
         if accept {
-            self.table.insert(author, now_ms);
+            self.table.insert(author);
             self.expected.insert(author, now_ms);
             self.events.push_back(Event::Accept { peer: author });
         }

@@ -7,9 +7,6 @@ use crate::proto::identity::PeerId;
 pub struct Contact {
     /// The peer.
     pub id: PeerId,
-    /// When we last heard of it, in whole seconds of the caller's clock (4 bytes, not 8: a
-    /// table holds a hundred or more of these on every peer).
-    pub seen_s: u32,
     /// Failed dials since it was last seen alive; a contact with too many is forgotten.
     pub fails: u8,
     /// The first four bytes of the id of the peer that told us of this one (zero if none):
@@ -17,9 +14,6 @@ pub struct Contact {
     pub via: [u8; 4],
 }
 
-fn seconds(now_ms: u64) -> u32 {
-    u32::try_from(now_ms / 1000).unwrap_or(u32::MAX)
-}
 
 /// k-buckets over XOR distance. Bucket `i` holds peers sharing exactly `i` leading bits with us;
 /// only buckets up to the deepest occupied one are allocated (a few dozen at most in practice).
@@ -41,15 +35,15 @@ impl Table {
         }
     }
 
-    /// Learn of `id` at `now_ms`. Returns true if it was added (not merely refreshed). A full
+    /// Learn of `id`. Returns true if it was added (not merely refreshed). A full
     /// bucket keeps its existing contacts (older contacts are likelier to stay, Kademlia §2.2),
     /// except that a contact that failed to answer is replaced.
-    pub fn insert(&mut self, id: PeerId, now_ms: u64) -> bool {
-        self.insert_via(id, now_ms, None)
+    pub fn insert(&mut self, id: PeerId) -> bool {
+        self.insert_via(id, None)
     }
 
     /// As [`Table::insert`], remembering who told us of `id`.
-    pub fn insert_via(&mut self, id: PeerId, now_ms: u64, via: Option<&PeerId>) -> bool {
+    pub fn insert_via(&mut self, id: PeerId, via: Option<&PeerId>) -> bool {
         let via = via.map_or([0; 4], |v| [v.0[0], v.0[1], v.0[2], v.0[3]]);
         let Some(b) = self.me.bucket_of(&id) else {
             return false;
@@ -61,13 +55,11 @@ impl Table {
         let k = self.k;
         let bucket = &mut self.buckets[b];
         if let Some(c) = bucket.iter_mut().find(|c| c.id == id) {
-            c.seen_s = seconds(now_ms);
             c.fails = 0;
             return false;
         }
         let fresh = Contact {
             id,
-            seen_s: seconds(now_ms),
             fails: 0,
             via,
         };
@@ -224,22 +216,22 @@ mod tests {
     #[test]
     fn buckets_fill_and_keep_old_contacts() {
         let mut t = Table::new(id(0, 0), 2);
-        assert!(t.insert(id(0x80, 1), 0));
-        assert!(t.insert(id(0x80, 2), 0));
-        assert!(!t.insert(id(0x80, 3), 0), "full bucket keeps its contacts");
-        assert!(!t.insert(id(0x80, 1), 5), "refresh is not an add");
+        assert!(t.insert(id(0x80, 1)));
+        assert!(t.insert(id(0x80, 2)));
+        assert!(!t.insert(id(0x80, 3)), "full bucket keeps its contacts");
+        assert!(!t.insert(id(0x80, 1)), "refresh is not an add");
         t.note_failure(&id(0x80, 2), 3);
-        assert!(t.insert(id(0x80, 3), 6), "a failing contact is replaced");
+        assert!(t.insert(id(0x80, 3)), "a failing contact is replaced");
         assert!(!t.contains(&id(0x80, 2)));
         assert_eq!(t.bucket(0).len(), 2);
-        assert!(!t.insert(id(0, 0), 0), "never insert ourselves");
+        assert!(!t.insert(id(0, 0)), "never insert ourselves");
     }
 
     #[test]
     fn closest_orders_by_xor() {
         let mut t = Table::new(id(0, 0), 8);
         for i in 1..=20u8 {
-            t.insert(id(i, i), 0);
+            t.insert(id(i, i));
         }
         let c = t.closest(&id(3, 0), 3);
         assert_eq!(c[0], id(3, 3));
@@ -267,7 +259,7 @@ mod tests {
                 let mut p = random_id(&mut rng);
                 let keep = usize::try_from(rng.next_u32() % 24).unwrap_or(0);
                 p.0[..keep].copy_from_slice(&me.0[..keep]);
-                t.insert(p, 0);
+                t.insert(p);
             }
             let all: Vec<PeerId> = t.buckets.iter().flatten().map(|c| c.id).collect();
             let mut keys = vec![me];
