@@ -355,6 +355,16 @@ struct Pending {
     tries: u8,
 }
 
+/// Whether a new link fits (see `Overlay::room_for`).
+enum Room {
+    /// Under the cap.
+    Free,
+    /// Fits once this link we do not need is closed.
+    Closing(LinkId),
+    /// Does not fit.
+    None,
+}
+
 #[derive(Debug)]
 struct Dial {
     nonce: u64,
@@ -1503,15 +1513,23 @@ impl Overlay {
     }
 
     fn on_connect(&mut self, now_ms: u64, origin: PeerId, signed: Signed<ConnectRequest>) {
-        let author = match self.check_signed(&signed) {
-            Ok(a) if a == origin && signed.value.to == self.me => a,
-            Ok(_) => return tracing::warn!("connect request for someone else dropped"),
-            Err(reason) => return tracing::warn!(reason, "connect request dropped"),
-        };
+        if signed.value.to != self.me || PeerId::from_public_key(&signed.public_key) != origin {
+            return tracing::warn!("connect request for someone else dropped");
+        }
+        let author = origin;
         let already = self.linked_peers().any(|(p, _)| p == author);
-        let accept = !already
+        let limit = self.inbound_soft_max();
+        let eligible = !already
             && author.meets_difficulty(self.cfg.id_difficulty_bits)
-            && self.make_room_for(now_ms, &author, self.inbound_soft_max());
+            && !matches!(self.room_for(now_ms, &author, limit), Room::None);
+        // The signature is checked only before we commit to a link: a forged request we refuse
+        // costs its claimed author one refusal it ignores (no dial of its own carries that
+        // nonce), and refusals are common while a network grows, so this saves a verification
+        // on each of them.
+        if eligible && let Err(reason) = self.check_signed(&signed) {
+            return tracing::warn!(reason, "connect request dropped");
+        }
+        let accept = eligible && self.make_room_for(now_ms, &author, limit);
         if !accept {
             self.stats.connects_refused += 1;
         }
@@ -1611,12 +1629,25 @@ impl Overlay {
     /// Ensure a free slot for a link to `peer`, closing a link neither side needs if we are full
     /// and the new one would help. Returns whether a slot is available.
     fn make_room_for(&mut self, now_ms: u64, peer: &PeerId, limit: usize) -> bool {
+        match self.room_for(now_ms, peer, limit) {
+            Room::Free => true,
+            Room::None => false,
+            Room::Closing(v) => {
+                self.stats.links_closed_for_room += 1;
+                self.close_link(v);
+                true
+            }
+        }
+    }
+
+    /// Whether a link to `peer` fits, and what it would take (no side effects).
+    fn room_for(&self, now_ms: u64, peer: &PeerId, limit: usize) -> Room {
         if self.committed_links() < limit {
-            return true;
+            return Room::Free;
         }
         let helps = self.would_help(peer);
         if helps && self.committed_links() < self.cfg.links_max {
-            return true;
+            return Room::Free;
         }
         // Full: give up a link we do not need. For a link that helps us, prefer one the other
         // side does not need either, then the oldest; for one that does not, only a link
@@ -1630,14 +1661,7 @@ impl Overlay {
             .filter(|l| !self.needs_link(l.id))
             .min_by_key(|l| (l.remote_needs, l.opened_ms))
             .map(|l| l.id);
-        match victim {
-            Some(v) => {
-                self.stats.links_closed_for_room += 1;
-                self.close_link(v);
-                true
-            }
-            None => false,
-        }
+        victim.map_or(Room::None, Room::Closing)
     }
 
     fn close_link(&mut self, link: LinkId) {

@@ -21,7 +21,9 @@ pub(crate) struct Drbg {
 impl std::fmt::Debug for Drbg {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never print the seed.
-        f.debug_struct("Drbg").field("counter", &self.counter).finish()
+        f.debug_struct("Drbg")
+            .field("counter", &self.counter)
+            .finish()
     }
 }
 

@@ -14,7 +14,6 @@ pub struct Contact {
     pub via: [u8; 4],
 }
 
-
 /// k-buckets over XOR distance. Bucket `i` holds peers sharing exactly `i` leading bits with us;
 /// only buckets up to the deepest occupied one are allocated (a few dozen at most in practice).
 #[derive(Debug)]
@@ -58,11 +57,7 @@ impl Table {
             c.fails = 0;
             return false;
         }
-        let fresh = Contact {
-            id,
-            fails: 0,
-            via,
-        };
+        let fresh = Contact { id, fails: 0, via };
         if bucket.len() < k {
             if bucket.capacity() == 0 {
                 bucket.reserve_exact(k.min(4));
