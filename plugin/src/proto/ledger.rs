@@ -127,7 +127,7 @@ pub use order::{
 };
 pub use store::{LedgerStore, MemoryStore, OutputState, StoreError, StoreOp};
 pub use validator::{LedgerEvent, Validator};
-pub use wallet::{Coin, Progress, Wallet, WalletConfig, WalletEvent};
+pub use wallet::{Coin, Progress, Wallet, WalletConfig, WalletEvent, WalletState};
 
 use serde::{Deserialize, Serialize};
 

@@ -4,6 +4,8 @@
 //! Sans-IO: `handle_*(now_ms, …)` in, [`Wallet::poll_transmit`] / [`Wallet::poll_event`] out,
 //! [`Wallet::poll_timeout`] says when to call [`Wallet::handle_timeout`].
 
+mod saved;
+
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use super::cert::SigBatch;
@@ -13,6 +15,8 @@ use super::{
     LedgerMsg, OrderDigest, Output, OutputId, RejectReason, SignedOrder, TransferOrder, Vote,
 };
 use crate::proto::identity::{Domain, Identity, PeerId, PublicKey};
+
+pub use saved::WalletState;
 
 const OUTBOX_MAX: usize = 65_536;
 const RECENT_MAX: usize = 64;
