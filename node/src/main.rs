@@ -1,18 +1,22 @@
-//! `meshwork`: the operator binary. For now it runs the embedded signalling server and, with
+//! `meshwork`: the operator binary. By default it runs the embedded signalling server and, with
 //! `--bots N`, a local mesh of N headless peers over real WebRTC links in this process, then
-//! prints what they did. Later: the referee/validator node and the web server (each on by
-//! default, with a flag to turn it off).
+//! prints what they did. `meshwork validator` runs a ledger validator over a crash-safe store
+//! (see `validator.rs`). Later: the referee node and the web server (each on by default, with a
+//! flag to turn it off).
 //!
 //! ```text
 //! cargo run -p meshwork-node --release -- --bots 8 --seconds 20
+//! cargo run -p meshwork-node --release -- validator --data-dir val0 --genesis genesis.bin
 //! ```
+
+mod validator;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use meshwork::proto::identity::{Identity, PeerId};
 use meshwork::proto::overlay::{Overlay, OverlayConfig};
 use meshwork::transport::matchbox::{MatchboxConfig, MatchboxTransport};
@@ -53,6 +57,16 @@ struct Args {
     /// Milliseconds between messages each bot sends to a random other bot.
     #[arg(long, default_value_t = 500)]
     message_interval_ms: u64,
+    /// Run something else than the signalling server and bots.
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+/// Roles other than the default (signalling server and bots).
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run a ledger validator over a crash-safe store, taking orders on a local TCP socket.
+    Validator(validator::ValidatorArgs),
 }
 
 /// One headless peer and what it saw.
@@ -72,6 +86,15 @@ fn main() -> ExitCode {
     });
     tracing_subscriber::fmt().with_env_filter(filter).init();
     let args = Args::parse();
+    if let Some(Command::Validator(v)) = &args.command {
+        return match validator::run(v) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("validator: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
 
     let server = if args.no_signalling {
         None
