@@ -18,6 +18,8 @@
 //!     .run();
 //! ```
 
+pub mod ledger;
+
 use std::collections::BTreeMap;
 
 use ::bevy::diagnostic::{Diagnostic, DiagnosticPath, Diagnostics, RegisterDiagnostic};
@@ -31,11 +33,16 @@ use crate::transport::{Node, NodeEvent, Transport, TransportEvent};
 
 /// The usual imports.
 pub mod prelude {
+    pub use super::ledger::{
+        LedgerConfig, LedgerPlugin, LedgerReceived, LedgerTransmit, PaymentError, PaymentFailed,
+        PaymentReceived, PaymentSettled, SendPayment, Wallet,
+    };
     pub use super::{
         LocalPeer, MeshworkConfig, MeshworkPlugin, MeshworkSystems, MessageReceived, PeerJoined,
         PeerLeft, Peers, Published, SendMessage, Subscribe,
     };
     pub use crate::proto::identity::PeerId;
+    pub use crate::proto::ledger::Amount;
 }
 
 /// Where the local identity comes from.
@@ -242,6 +249,8 @@ pub mod diagnostics {
     /// Bytes sent per second.
     pub const BYTES_OUT_PER_S: DiagnosticPath =
         DiagnosticPath::const_new("meshwork/bytes_out_per_s");
+    /// The wallet's spendable balance (with [`LedgerPlugin`](super::ledger::LedgerPlugin)).
+    pub const BALANCE: DiagnosticPath = DiagnosticPath::const_new("meshwork/balance");
 }
 
 fn make_identity(source: &IdentitySource, difficulty: u8) -> Identity {

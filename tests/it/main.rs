@@ -4,6 +4,7 @@
 //! `reproduce:` line when they fail. Slow variants run only with `MESHWORK_SLOW_TESTS=1`.
 
 mod bevy_apps;
+mod bevy_wallet;
 mod contract;
 mod ledger;
 mod overlay_sim;
