@@ -1,5 +1,5 @@
 //! Bevy glue for the ledger: a [`Wallet`] resource over the sans-IO
-//! [`ledger::Wallet`](crate::proto::ledger::Wallet), the [`SendPayment`] request, the
+//! [`ledger::Wallet`], the [`SendPayment`] request, the
 //! [`PaymentSettled`], [`PaymentReceived`] and [`PaymentFailed`] messages, and the
 //! `meshwork/balance` diagnostic. Thin by design: every decision is the core's.
 //!
