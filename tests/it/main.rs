@@ -10,3 +10,4 @@ mod ledger;
 mod overlay_sim;
 #[cfg(feature = "signalling")]
 mod real_links;
+mod seeds;

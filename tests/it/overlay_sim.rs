@@ -3,28 +3,10 @@
 
 use meshwork::sim::{RoutingReport, Sim, SimConfig};
 
-/// Seeds to run: `SIM_SEED` if set, else the fixed CI corpus.
-fn seeds() -> Vec<u64> {
-    match std::env::var("SIM_SEED") {
-        Ok(s) => vec![s.parse().expect("SIM_SEED must be a u64")],
-        Err(_) => vec![1, 2, 3],
-    }
-}
+use crate::seeds::{seeds, slow, with_seed};
 
-fn slow() -> bool {
-    std::env::var("MESHWORK_SLOW_TESTS").is_ok_and(|v| v == "1")
-}
-
-/// Run `check` and print the reproduce line if it panics.
-fn with_seed(test: &str, seed: u64, check: impl FnOnce(u64)) {
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(seed)));
-    if let Err(e) = result {
-        eprintln!(
-            "reproduce: SIM_SEED={seed} cargo test -p meshwork --features sim --test it {test}"
-        );
-        std::panic::resume_unwind(e);
-    }
-}
+/// The fixed seed corpus CI runs.
+const CORPUS: [u64; 3] = [1, 2, 3];
 
 fn grown(seed: u64, n: usize, loss_ppm: u32) -> Sim {
     let mut sim = Sim::new(SimConfig {
@@ -69,7 +51,7 @@ fn route_all_to_closest(seed: u64, n: usize, messages: usize) {
 
 #[test]
 fn thousand_peers_route_every_message_to_the_closest() {
-    for seed in seeds() {
+    for seed in seeds(&CORPUS) {
         with_seed("thousand_peers_route", seed, |s| {
             route_all_to_closest(s, 1000, 2000)
         });
@@ -81,7 +63,7 @@ fn ten_thousand_peers_route_every_message_to_the_closest() {
     if !slow() {
         return;
     }
-    for seed in seeds() {
+    for seed in seeds(&CORPUS) {
         with_seed("ten_thousand_peers_route", seed, |s| {
             route_all_to_closest(s, 10_000, 10_000)
         });
@@ -90,7 +72,7 @@ fn ten_thousand_peers_route_every_message_to_the_closest() {
 
 #[test]
 fn churn_and_loss_still_deliver() {
-    for seed in seeds() {
+    for seed in seeds(&CORPUS) {
         with_seed("churn_and_loss_still_deliver", seed, |seed| {
             let n = 1000;
             let mut sim = grown(seed, n, 50_000);
@@ -132,7 +114,7 @@ fn same_seed_same_trace() {
 
 #[test]
 fn partition_then_heal_converges() {
-    for seed in seeds() {
+    for seed in seeds(&CORPUS) {
         with_seed("partition_then_heal_converges", seed, |seed| {
             let mut sim = grown(seed, 300, 0);
             sim.partition(|slot| u8::from(slot % 2 == 0));
@@ -151,7 +133,7 @@ fn partition_then_heal_converges() {
 
 #[test]
 fn topic_publications_reach_every_subscriber() {
-    for seed in seeds() {
+    for seed in seeds(&CORPUS) {
         with_seed("topic_publications_reach_every_subscriber", seed, |seed| {
             let mut sim = grown(seed, 200, 0);
             let live: Vec<usize> = sim.live_slots().collect();

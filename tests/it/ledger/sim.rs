@@ -5,27 +5,10 @@
 
 use meshwork::sim::ledger::{LedgerSim, LedgerSimConfig};
 
-/// Seeds to run: `SIM_SEED` if set, else the fixed CI corpus.
-fn seeds() -> Vec<u64> {
-    match std::env::var("SIM_SEED") {
-        Ok(s) => vec![s.parse().expect("SIM_SEED must be a u64")],
-        Err(_) => vec![1, 2],
-    }
-}
+use crate::seeds::{seeds, slow, with_seed};
 
-fn slow() -> bool {
-    std::env::var("MESHWORK_SLOW_TESTS").is_ok_and(|v| v == "1")
-}
-
-fn with_seed(test: &str, seed: u64, check: impl FnOnce(u64)) {
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(seed)));
-    if let Err(e) = result {
-        eprintln!(
-            "reproduce: SIM_SEED={seed} cargo test -p meshwork --features sim --test it {test}"
-        );
-        std::panic::resume_unwind(e);
-    }
-}
+/// The fixed seed corpus CI runs.
+const CORPUS: [u64; 2] = [1, 2];
 
 /// Payments for `minutes` with 2% loss, a quarter of the network cut off for 30 s in the
 /// middle, then a quiet period for retries to finish.
@@ -45,7 +28,7 @@ fn story(seed: u64, minutes: u64, cfg: LedgerSimConfig) -> LedgerSim {
 #[test]
 fn ledger_sim_safe_live_and_punishing() {
     let minutes = if slow() { 20 } else { 4 };
-    for seed in seeds() {
+    for seed in seeds(&CORPUS) {
         with_seed("ledger_sim_safe_live_and_punishing", seed, |seed| {
             let s = story(seed, minutes, LedgerSimConfig::default());
             let excused = s.assert_settled();
@@ -92,7 +75,7 @@ fn ledger_sim_same_seed_same_trace() {
         payments_per_s: 5,
         ..LedgerSimConfig::default()
     };
-    let seed = seeds()[0];
+    let seed = seeds(&CORPUS)[0];
     with_seed("ledger_sim_same_seed_same_trace", seed, |seed| {
         let a = story(seed, 1, small.clone());
         let b = story(seed, 1, small.clone());
