@@ -166,12 +166,7 @@ impl Ledger {
         let coins = (0..ROUNDS * ORDERS_PER_ROUND)
             .map(|i| Output::plain(users[i % USERS].public_key(), Amount(100)))
             .collect();
-        let terms = BondTerms {
-            expiry: Epoch(10),
-            beneficiaries: vec![],
-            referees: vec![],
-            referee_quorum: 0,
-        };
+        let terms = BondTerms::until(Epoch(10));
         let bonds = [(validator.public_key(), Amount(1_000), Fuel(0))];
         let genesis = Genesis::new(coins, &bonds, &terms, 1).expect("genesis");
         let coins = genesis

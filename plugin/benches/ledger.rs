@@ -48,12 +48,7 @@ fn setup() -> Setup {
         .iter()
         .map(|k| (k.public_key(), Amount(10_000), Fuel(0)))
         .collect();
-    let terms = BondTerms {
-        expiry: Epoch(10),
-        beneficiaries: Vec::new(),
-        referees: Vec::new(),
-        referee_quorum: 0,
-    };
+    let terms = BondTerms::until(Epoch(10));
     let genesis = Genesis::new(outputs, &vinfo, &terms, SHARD).expect("genesis");
     Setup {
         genesis,

@@ -90,12 +90,7 @@ impl Network {
 fn a_payment_settles_between_two_apps() {
     let keys: Vec<Identity> = (0..4).map(|i| Identity::from_seed([40 + i; 32])).collect();
     let payer_key = Identity::from_seed([1; 32]);
-    let terms = BondTerms {
-        expiry: Epoch(3),
-        beneficiaries: vec![],
-        referees: vec![],
-        referee_quorum: 0,
-    };
+    let terms = BondTerms::until(Epoch(3));
     let bonds: Vec<_> = keys
         .iter()
         .map(|k| (k.public_key(), Amount(1_000), Fuel(0)))

@@ -365,12 +365,7 @@ mod tests {
         let outputs = (0..coins)
             .map(|_| Output::plain(user.public_key(), Amount(100)))
             .collect();
-        let terms = BondTerms {
-            expiry: Epoch(5),
-            beneficiaries: vec![],
-            referees: vec![],
-            referee_quorum: 0,
-        };
+        let terms = BondTerms::until(Epoch(5));
         let bonds = [(validator.public_key(), Amount(1_000), Fuel(0))];
         let g = Genesis::new(outputs, &bonds, &terms, 1).expect("genesis");
         (validator, user, g)

@@ -161,12 +161,7 @@ mod tests {
 
         let key = Identity::from_seed([4; 32]);
         let payee = Identity::from_seed([5; 32]);
-        let terms = BondTerms {
-            expiry: Epoch(1),
-            beneficiaries: vec![],
-            referees: vec![],
-            referee_quorum: 0,
-        };
+        let terms = BondTerms::until(Epoch(1));
         let bonds = [(key.public_key(), Amount(10), Fuel(0))];
         // The wallet's key is created on first load; mint its genesis coins afterwards.
         let first = storage
@@ -250,12 +245,7 @@ mod tests {
                 Amount(1),
                 Fuel(0),
             )],
-            &BondTerms {
-                expiry: Epoch(0),
-                beneficiaries: vec![],
-                referees: vec![],
-                referee_quorum: 0,
-            },
+            &BondTerms::until(Epoch(0)),
             1,
         )
         .expect("genesis")

@@ -29,12 +29,7 @@
 //! let alice = Identity::from_seed([1; 32]);
 //! let bob = Identity::from_seed([2; 32]);
 //! let keys: Vec<_> = (10..14).map(|i| Identity::from_seed([i; 32])).collect();
-//! let terms = BondTerms {
-//!     expiry: Epoch(9),
-//!     beneficiaries: vec![],
-//!     referees: vec![],
-//!     referee_quorum: 0,
-//! };
+//! let terms = BondTerms::until(Epoch(9));
 //! let bonds: Vec<_> = keys.iter().map(|k| (k.public_key(), Amount(1_000), Fuel(0))).collect();
 //! let coin = Output::plain(alice.public_key(), Amount(100));
 //! let genesis = Genesis::new(vec![coin], &bonds, &terms, 4)?;

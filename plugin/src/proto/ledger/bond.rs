@@ -35,6 +35,17 @@ pub struct BondTerms {
 }
 
 impl BondTerms {
+    /// A bond locked through `expiry` that only an equivocation proof can forfeit, burned
+    /// whole: no beneficiaries, no referees.
+    pub fn until(expiry: Epoch) -> Self {
+        Self {
+            expiry,
+            beneficiaries: Vec::new(),
+            referees: Vec::new(),
+            referee_quorum: 0,
+        }
+    }
+
     /// Bounds and consistency.
     pub fn check_shape(&self) -> Result<(), LedgerError> {
         if self.beneficiaries.len() > BENEFICIARIES_MAX {
