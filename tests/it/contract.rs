@@ -16,7 +16,7 @@ use std::path::PathBuf;
 
 use meshwork::proto::contract::{
     Address, CALL_ABORTED, CALL_OUT_OF_FUEL, CALL_TRAPPED, CodeHash, ConsensusParams,
-    ContractError, ContractHost, ContractId, Fuel, Input, Tick, TrapKind,
+    ContractError, ContractHost, ContractId, Fuel, Input, Receipt, Tick, TrapKind,
 };
 
 /// sha256 of each built contract. A change here means the contract's bytes changed: either its
@@ -331,11 +331,7 @@ fn world_tick_runs_every_players_actions_with_one_token_call() {
     let r = w.host.apply(&tick_input(&w, 1, &actions));
     assert_eq!(r.output().unwrap(), [0, 0, 0, 3, 1, 2, 3, 0]);
     // One collect call: the token's transfer events come first, one per paying player.
-    let topics: Vec<_> = r
-        .events
-        .iter()
-        .map(|e| (e.contract, e.topic.clone()))
-        .collect();
+    let topics = event_topics(&r);
     assert_eq!(
         topics,
         vec![
@@ -398,11 +394,7 @@ fn world_charges_blocks_through_the_token_and_enforces_region_ownership() {
         "one block in region (0,0)"
     );
     // Events: the token's transfer (nested call) then the world's place.
-    let topics: Vec<_> = r
-        .events
-        .iter()
-        .map(|e| (e.contract, e.topic.clone()))
-        .collect();
+    let topics = event_topics(&r);
     assert_eq!(
         topics,
         vec![
@@ -969,4 +961,12 @@ fn world_determinism_native_equals_wasm32_host_under_node() {
         hex::encode(native.to_bytes()),
         "wasm32 host under Node vs native"
     );
+}
+
+/// `(contract, topic)` of each event of `r`, in order.
+fn event_topics(r: &Receipt) -> Vec<(ContractId, Vec<u8>)> {
+    r.events
+        .iter()
+        .map(|e| (e.contract, e.topic.clone()))
+        .collect()
 }

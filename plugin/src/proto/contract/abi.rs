@@ -68,8 +68,8 @@ fn charge_call(ctx: &mut Ctx<'_>, extra: u64, bytes: u64) -> HostResult<()> {
     charge(ctx, cost)
 }
 
-/// `memory[ptr .. ptr + len]` of the current frame, copied out.
-fn read_memory(ctx: &Ctx<'_>, ptr: i32, len: u32) -> HostResult<Vec<u8>> {
+/// `f` of `memory[ptr .. ptr + len]` of the current frame.
+fn with_memory<T>(ctx: &Ctx<'_>, ptr: i32, len: u32, f: impl FnOnce(&[u8]) -> T) -> HostResult<T> {
     let memory = ctx.data().frame()?.memory.ok_or_else(no_memory)?;
     let start = u32_of(ptr) as usize;
     let end = start
@@ -78,8 +78,13 @@ fn read_memory(ctx: &Ctx<'_>, ptr: i32, len: u32) -> HostResult<Vec<u8>> {
     memory
         .data(ctx)
         .get(start..end)
-        .map(<[u8]>::to_vec)
+        .map(f)
         .ok_or_else(|| trap(ContractError::HostMemoryAccess))
+}
+
+/// `memory[ptr .. ptr + len]` of the current frame, copied out.
+fn read_memory(ctx: &Ctx<'_>, ptr: i32, len: u32) -> HostResult<Vec<u8>> {
+    with_memory(ctx, ptr, len, <[u8]>::to_vec)
 }
 
 /// Copies `bytes` to `memory[ptr ..]` of the current frame.
@@ -132,16 +137,7 @@ impl core::ops::Deref for Copied {
 
 /// [`read_memory`] into a [`Copied`].
 fn read_memory_copied(ctx: &Ctx<'_>, ptr: i32, len: u32) -> HostResult<Copied> {
-    let memory = ctx.data().frame()?.memory.ok_or_else(no_memory)?;
-    let start = u32_of(ptr) as usize;
-    let end = start
-        .checked_add(len as usize)
-        .ok_or_else(|| trap(ContractError::HostMemoryAccess))?;
-    memory
-        .data(ctx)
-        .get(start..end)
-        .map(Copied::of)
-        .ok_or_else(|| trap(ContractError::HostMemoryAccess))
+    with_memory(ctx, ptr, len, Copied::of)
 }
 
 fn no_memory() -> wasmi::Error {
