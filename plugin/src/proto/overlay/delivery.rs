@@ -238,9 +238,12 @@ impl Overlay {
         let author = origin;
         let already = self.linked_peers().any(|(p, _)| p == author);
         let limit = self.inbound_soft_max();
-        let eligible = !already
-            && author.meets_difficulty(self.cfg.id_difficulty_bits)
-            && !matches!(self.room_for(now_ms, &author, limit), Room::None);
+        let room = if already || !author.meets_difficulty(self.cfg.id_difficulty_bits) {
+            Room::None
+        } else {
+            self.room_for(now_ms, &author, limit)
+        };
+        let eligible = !matches!(room, Room::None);
         // The signature is checked only before we commit to a link: a forged request we refuse
         // costs its claimed author one refusal it ignores (no dial of its own carries that
         // nonce), and refusals are common while a network grows, so this saves a verification
@@ -248,7 +251,7 @@ impl Overlay {
         if eligible && let Err(reason) = self.check_signed(&signed) {
             return tracing::warn!(reason, "connect request dropped");
         }
-        let accept = eligible && self.make_room_for(now_ms, &author, limit);
+        let accept = self.take_room(room);
         if !accept {
             self.stats.connects_refused += 1;
         }

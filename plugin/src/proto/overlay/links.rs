@@ -57,7 +57,14 @@ impl Overlay {
     /// Ensure a free slot for a link to `peer`, closing a link neither side needs if we are full
     /// and the new one would help. Returns whether a slot is available.
     pub(super) fn make_room_for(&mut self, now_ms: u64, peer: &PeerId, limit: usize) -> bool {
-        match self.room_for(now_ms, peer, limit) {
+        let room = self.room_for(now_ms, peer, limit);
+        self.take_room(room)
+    }
+
+    /// Act on a [`Overlay::room_for`] answer: close the link it names, if any. Returns whether
+    /// the new link fits.
+    pub(super) fn take_room(&mut self, room: Room) -> bool {
+        match room {
             Room::Free => true,
             Room::None => false,
             Room::Closing(v) => {
