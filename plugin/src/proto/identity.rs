@@ -213,6 +213,16 @@ pub enum Domain {
     LedgerReconfig,
     /// An old-committee member's lock handoff to the next epoch.
     LedgerHandoff,
+    /// A probabilistic micropayment (lottery ticket) drawn on an escrow.
+    LedgerTicket,
+    /// A fetch request (`proto::fetch`).
+    FetchRequest,
+    /// A bonded fetch response: the evidence a dispute is built from.
+    FetchResponse,
+    /// A session checkpoint claimed by a player (`proto::referee`).
+    SessionCheckpoint,
+    /// A referee's attestation of a checkpoint's root.
+    RefereeAttestation,
 }
 
 impl Domain {
@@ -229,6 +239,11 @@ impl Domain {
             Domain::LedgerWork => b"ledger-work",
             Domain::LedgerReconfig => b"ledger-reconfig",
             Domain::LedgerHandoff => b"ledger-handoff",
+            Domain::LedgerTicket => b"ledger-ticket",
+            Domain::FetchRequest => b"fetch-request",
+            Domain::FetchResponse => b"fetch-response",
+            Domain::SessionCheckpoint => b"session-checkpoint",
+            Domain::RefereeAttestation => b"referee-attestation",
         }
     }
 }
