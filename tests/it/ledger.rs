@@ -1,9 +1,10 @@
 //! The ledger: typed rejections of bad input, wallet ↔ validator flows, reconfiguration, and the
-//! many-peer simulator with byzantine validators and double-spending clients.
+//! many-peer simulator with byzantine validators and double-spending clients, lottery tickets.
 
 mod flows;
 mod rejections;
 mod sim;
+mod tickets;
 
 use meshwork::proto::contract::Fuel;
 use meshwork::proto::identity::{Identity, PublicKey};
@@ -41,6 +42,7 @@ impl Fixture {
             beneficiaries: vec![users[0].public_key(), users[1].public_key()],
             referees: vec![users[2].public_key(), users[3].public_key()],
             referee_quorum: 2,
+            lottery: None,
         };
         let vinfo: Vec<_> = validators
             .iter()

@@ -31,6 +31,7 @@ fn fixture() -> &'static Fixture {
             beneficiaries: vec![user.public_key()],
             referees: vec![user.public_key()],
             referee_quorum: 1,
+            lottery: None,
         };
         let vinfo: Vec<_> = validators
             .iter()

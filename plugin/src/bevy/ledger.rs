@@ -324,6 +324,8 @@ fn report_payments(
             WalletEvent::Received { order, amount } => {
                 received.write(PaymentReceived { order, amount });
             }
+            // Tickets are fetch's business: its glue reads the escrow from the wallet core.
+            WalletEvent::EscrowSpent { .. } => {}
             WalletEvent::Failed { order, reason } => {
                 failed.write(PaymentFailed {
                     order: Some(order),

@@ -107,11 +107,14 @@ mod cert;
 mod committee;
 mod order;
 mod store;
+pub mod ticket;
 mod validator;
 mod wallet;
 
-pub use bond::{BondTerms, Evidence, Verdict, forfeit_outputs};
-pub use cert::{Certificate, EquivocationProof, VOTE_BATCH_MAX, Vote, VoteBatch, verify_batch};
+pub use bond::{BENEFICIARIES_MAX, BondTerms, Evidence, REFEREES_MAX, Verdict, forfeit_outputs};
+pub use cert::{
+    Certificate, EquivocationProof, OutputProof, VOTE_BATCH_MAX, Vote, VoteBatch, verify_batch,
+};
 pub use committee::{
     CertifiedReconfiguration, Committee, FUEL_PER_WEIGHT, Genesis, Handoff, ValidatorInfo,
     WorkAttestation, WorkCertificate,
@@ -121,6 +124,10 @@ pub use order::{
     OwnerSignature, SignedOrder, TransferOrder,
 };
 pub use store::{LedgerStore, MemoryStore, OutputState, StoreError, StoreOp};
+pub use ticket::{
+    LotteryTerms, REDEEMED_MAX, SignedTicket, Ticket, TicketId, WinningTicket, redemption_outputs,
+    win_threshold_for,
+};
 pub use validator::{LedgerEvent, Validator};
 pub use wallet::{Coin, Progress, Wallet, WalletConfig, WalletEvent, WalletState};
 
@@ -211,6 +218,57 @@ pub enum LedgerError {
     /// The store could not record the change; nothing was signed.
     #[error("store: {0}")]
     Store(#[from] StoreError),
+    /// A ticket is malformed (zero face value) or its terms are impossible (fee above face).
+    #[error("bad ticket: {0}")]
+    BadTicket(&'static str),
+    /// A redemption's input is not an escrow (a bond with lottery terms).
+    #[error("{0:?} is not an escrow")]
+    NotAnEscrow(OutputId),
+    /// The escrow is not owned by the ticket's payer.
+    #[error("the escrow is not the ticket payer's")]
+    EscrowNotPayers,
+    /// The ticket names another escrow lineage than the input's.
+    #[error("the ticket is drawn on another escrow")]
+    TicketForAnotherEscrow,
+    /// The ticket expired before the redemption's epoch.
+    #[error("ticket expired at epoch {expiry}, redemption in epoch {epoch}")]
+    TicketExpired {
+        /// The ticket's last epoch.
+        expiry: u64,
+        /// The order's epoch.
+        epoch: u64,
+    },
+    /// The ticket's expiry is after the escrow's: the owner could take the escrow back first.
+    #[error("ticket valid until epoch {ticket}, escrow only until {escrow}")]
+    TicketOutlivesEscrow {
+        /// The ticket's expiry.
+        ticket: u64,
+        /// The escrow's expiry.
+        escrow: u64,
+    },
+    /// The ticket was already paid from this escrow lineage.
+    #[error("ticket {0:?} already redeemed")]
+    TicketRedeemed(TicketId),
+    /// The escrow's `redeemed` list is full (`REDEEMED_MAX`): open a new escrow.
+    #[error("escrow full: no more redemptions")]
+    EscrowFull,
+    /// The reveal does not hash to the ticket's payee commitment.
+    #[error("reveal does not open the payee commitment")]
+    WrongReveal,
+    /// The ticket does not win with this reveal.
+    #[error("losing ticket")]
+    TicketLost,
+    /// The redemption's fee exceeds what the ticket pays.
+    #[error("redemption fee {fee} above the paid amount {paid}")]
+    RedeemFeeAbovePaid {
+        /// The order's fee.
+        fee: u64,
+        /// `min(face, escrow)`.
+        paid: u64,
+    },
+    /// A redemption order of the wrong shape (inputs, nonce, outputs).
+    #[error("bad redemption: {0}")]
+    BadRedemption(&'static str),
     /// The wallet's spendable outputs do not cover the payment.
     #[error("insufficient funds: have {have}, need {need}")]
     InsufficientFunds {

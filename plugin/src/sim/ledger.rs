@@ -204,6 +204,7 @@ impl LedgerSim {
             beneficiaries: cids.iter().take(4).map(|c| c.public_key()).collect(),
             referees: Vec::new(),
             referee_quorum: 0,
+            lottery: None,
         };
         let outputs = cids
             .iter()

@@ -13,17 +13,17 @@ use meshwork::proto::ledger::{
 
 use super::Fixture;
 
-/// Delivers every message at once, in order, counting delivery rounds.
-struct Net {
-    f: Fixture,
+/// Delivers every message at once, in order, counting delivery rounds (shared with `tickets`).
+pub(super) struct Net {
+    pub(super) f: Fixture,
     wallets: BTreeMap<PeerId, Wallet>,
     vals: BTreeMap<PeerId, Validator<MemoryStore>>,
-    events: Vec<(PeerId, WalletEvent)>,
+    pub(super) events: Vec<(PeerId, WalletEvent)>,
     rounds: u32,
 }
 
 impl Net {
-    fn new(mut f: Fixture) -> Self {
+    pub(super) fn new(mut f: Fixture) -> Self {
         let mut wallets = BTreeMap::new();
         for u in &f.users {
             let mut w = Wallet::new(
@@ -53,17 +53,17 @@ impl Net {
         }
     }
 
-    fn wallet(&mut self, u: usize) -> &mut Wallet {
+    pub(super) fn wallet(&mut self, u: usize) -> &mut Wallet {
         let p = self.f.users[u].peer_id();
         self.wallets.get_mut(&p).expect("wallet")
     }
 
-    fn user(&self, u: usize) -> PublicKey {
+    pub(super) fn user(&self, u: usize) -> PublicKey {
         self.f.users[u].public_key()
     }
 
     /// Deliver messages round by round until none are left.
-    fn run(&mut self) {
+    pub(super) fn run(&mut self) {
         loop {
             let mut out: Vec<(PeerId, PeerId, LedgerMsg)> = Vec::new();
             for (p, w) in &mut self.wallets {
@@ -95,7 +95,7 @@ impl Net {
         }
     }
 
-    fn settled(&self) -> usize {
+    pub(super) fn settled(&self) -> usize {
         self.events
             .iter()
             .filter(|(_, e)| matches!(e, WalletEvent::Settled { .. }))

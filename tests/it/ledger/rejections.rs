@@ -402,6 +402,7 @@ fn verdicts_need_a_referee_quorum() {
     let one = Verdict {
         bond: bond.id,
         case,
+        beneficiaries: Vec::new(),
         signatures: vec![Verdict::sign(&f.users[2], &bond.id, &case)],
     };
     let order = SignedOrder::forfeit(Epoch(0), bond.clone(), Evidence::Verdict(one)).expect("o");
@@ -412,6 +413,7 @@ fn verdicts_need_a_referee_quorum() {
     let outsider = Verdict {
         bond: bond.id,
         case,
+        beneficiaries: Vec::new(),
         signatures: vec![
             Verdict::sign(&f.users[2], &bond.id, &case),
             Verdict::sign(&f.users[0], &bond.id, &case),
@@ -426,6 +428,7 @@ fn verdicts_need_a_referee_quorum() {
     let full = Verdict {
         bond: bond.id,
         case,
+        beneficiaries: Vec::new(),
         signatures: vec![
             Verdict::sign(&f.users[2], &bond.id, &case),
             Verdict::sign(&f.users[3], &bond.id, &case),

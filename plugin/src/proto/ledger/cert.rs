@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::committee::Committee;
-use super::{LedgerError, OrderDigest, TransferOrder, VOTES_MAX};
+use super::{Input, LedgerError, OrderDigest, Output, OutputId, TransferOrder, VOTES_MAX};
 use crate::proto::identity::{Domain, Identity, PublicKey, Signature, signing_digest, verify};
 
 /// A validator's vote: "I locked this order's inputs that I am responsible for, and will never
@@ -279,6 +279,66 @@ impl Certificate {
             return Err(LedgerError::ForgedCertificate("bad vote signature"));
         }
         Ok(digest)
+    }
+}
+
+/// An offline proof that an output was created: the certificate of the order that created it
+/// and the output's index in that order. Anyone knowing the committee of the order's epoch can
+/// check it without asking a validator (fetch uses it to reject forged bonds and escrows).
+///
+/// It proves creation, not that the output is still unspent: a bond cannot be spent by its owner
+/// before its expiry, but a forfeit or (for an escrow) redemptions may have spent it since;
+/// whoever relies on it must weigh that (an escrow's change carries its `redeemed` list, so a
+/// newer proof of the same lineage shows what was paid). Genesis outputs have no certificate:
+/// check those against [`Genesis::created`](super::Genesis::created).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutputProof {
+    /// The certificate of the order that created the output.
+    pub certificate: Certificate,
+    /// The output's index among the order's outputs.
+    pub index: u16,
+}
+
+impl OutputProof {
+    /// The proof that output `index` of `certificate`'s order exists.
+    pub fn new(certificate: Certificate, index: u16) -> Self {
+        Self { certificate, index }
+    }
+
+    /// The proven output's id and content, unchecked.
+    pub fn output(&self) -> Result<(OutputId, &Output), LedgerError> {
+        let output = self
+            .certificate
+            .order
+            .outputs
+            .get(usize::from(self.index))
+            .ok_or(LedgerError::Malformed("no output at this index"))?;
+        Ok((
+            OutputId::new(&self.certificate.order.digest(), self.index),
+            output,
+        ))
+    }
+
+    /// The proven output as an order input (unchecked; see [`OutputProof::verify`]).
+    pub fn input(&self) -> Result<Input, LedgerError> {
+        let (id, output) = self.output()?;
+        Ok(Input {
+            id,
+            output: output.clone(),
+        })
+    }
+
+    /// Check the certificate against `committee` (the committee of its order's epoch) and
+    /// return the output's id and content.
+    pub fn verify(&self, committee: &Committee) -> Result<(OutputId, Output), LedgerError> {
+        let digest = self.certificate.verify(committee)?;
+        let output = self
+            .certificate
+            .order
+            .outputs
+            .get(usize::from(self.index))
+            .ok_or(LedgerError::Malformed("no output at this index"))?;
+        Ok((OutputId::new(&digest, self.index), output.clone()))
     }
 }
 

@@ -8,6 +8,7 @@ use sha2::{Digest, Sha256};
 
 use super::LedgerError;
 use super::bond::{BondTerms, Evidence};
+use super::ticket::{WinningTicket, redemption_outputs};
 use crate::proto::identity::{Domain, Identity, PeerId, PublicKey, Signature};
 use crate::proto::wire;
 
@@ -250,8 +251,13 @@ pub struct OwnerSignature {
 pub enum Authority {
     /// Signatures of exactly the distinct input owners, sorted by key.
     Owners(Vec<OwnerSignature>),
-    /// A bond forfeited on evidence: exactly one bond input, outputs fixed by its terms.
+    /// A bond forfeited on evidence: exactly one bond input, outputs fixed by its terms (or, for
+    /// a verdict against a bond naming no beneficiaries, by the verdict).
     Forfeit(Box<Evidence>),
+    /// A winning lottery ticket paid from its payer's escrow: exactly one escrow input, nonce 0,
+    /// outputs fixed by [`redemption_outputs`]. The payer's signature on the ticket is the
+    /// authority (the escrow's owner is the ticket's payer).
+    Redeem(Box<WinningTicket>),
 }
 
 /// An order plus what authorises it.
@@ -271,7 +277,7 @@ impl SignedOrder {
             .bond
             .as_ref()
             .ok_or(LedgerError::BadEvidence("input is not a bond"))?;
-        let (outputs, fee) = super::bond::forfeit_outputs(terms, bond.output.amount);
+        let (outputs, fee) = evidence.forfeit_outputs(terms, bond.output.amount);
         Ok(Self {
             order: TransferOrder {
                 epoch,
@@ -281,6 +287,28 @@ impl SignedOrder {
                 fee,
             },
             authority: Authority::Forfeit(Box::new(evidence)),
+        })
+    }
+
+    /// A redemption order: `winning` paid from `escrow` (its payer's escrow output, as claimed
+    /// by the spender) in `epoch`, burning `fee` out of the payee's winnings. Checks everything
+    /// validators check except the ticket signature.
+    pub fn redeem(
+        epoch: Epoch,
+        escrow: Input,
+        winning: WinningTicket,
+        fee: Amount,
+    ) -> Result<Self, LedgerError> {
+        let (_, outputs) = redemption_outputs(epoch, &escrow, &winning, fee)?;
+        Ok(Self {
+            order: TransferOrder {
+                epoch,
+                nonce: 0,
+                inputs: vec![escrow],
+                outputs,
+                fee,
+            },
+            authority: Authority::Redeem(Box::new(winning)),
         })
     }
 }

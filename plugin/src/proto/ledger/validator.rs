@@ -12,7 +12,7 @@ use super::{
     Authority, Certificate, CertifiedReconfiguration, Committee, Epoch, EquivocationProof,
     Evidence, Genesis, Handoff, LedgerError, LedgerMsg, LedgerStore, OrderDigest, OutputId,
     RejectReason, SignedOrder, StoreOp, TransferOrder, VOTE_BATCH_MAX, VOTES_MAX, Vote,
-    forfeit_outputs,
+    redemption_outputs,
 };
 use crate::proto::identity::{Domain, Identity, PeerId, PublicKey};
 
@@ -285,13 +285,33 @@ impl<S: LedgerStore> Validator<S> {
                     .bond
                     .as_ref()
                     .ok_or(LedgerError::BadEvidence("input is not a bond"))?;
-                let (outputs, fee) = forfeit_outputs(terms, bond.output.amount);
+                let (outputs, fee) = evidence.forfeit_outputs(terms, bond.output.amount);
                 if outputs != order.outputs || fee != order.fee {
                     return Err(LedgerError::BadEvidence(
                         "outputs differ from the bond's terms",
                     ));
                 }
                 evidence.verify(&bond.id, &bond.output)?;
+            }
+            Authority::Redeem(winning) => {
+                let [escrow] = order.inputs.as_slice() else {
+                    return Err(LedgerError::BadRedemption(
+                        "a redemption spends exactly one escrow",
+                    ));
+                };
+                // Fixed so that the only free choice in a redemption is its fee.
+                if order.nonce != 0 {
+                    return Err(LedgerError::BadRedemption("a redemption has nonce 0"));
+                }
+                let (id, outputs) = redemption_outputs(order.epoch, escrow, winning, order.fee)?;
+                if outputs != order.outputs {
+                    return Err(LedgerError::BadRedemption(
+                        "outputs differ from the ticket's",
+                    ));
+                }
+                let ticket = &winning.ticket;
+                let key = self.cached_key(&ticket.ticket.payer)?;
+                sigs.push(key, Domain::LedgerTicket, &id.0, &ticket.signature);
             }
         }
         Ok(Checked { digest, mine })

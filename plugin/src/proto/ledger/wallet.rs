@@ -11,8 +11,9 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use super::cert::SigBatch;
 use super::committee::is_quorum;
 use super::{
-    Amount, Certificate, Committee, Epoch, EquivocationProof, Evidence, Input, LedgerError,
-    LedgerMsg, OrderDigest, Output, OutputId, RejectReason, SignedOrder, TransferOrder, Vote,
+    Amount, Authority, BondTerms, Certificate, Committee, Epoch, EquivocationProof, Evidence,
+    Input, LedgerError, LedgerMsg, OrderDigest, Output, OutputId, RejectReason, SignedOrder,
+    TransferOrder, Vote, WinningTicket,
 };
 use crate::proto::identity::{Domain, Identity, PeerId, PublicKey};
 
@@ -70,6 +71,16 @@ pub enum WalletEvent {
         order: OrderDigest,
         /// Their total.
         amount: Amount,
+    },
+    /// One of this wallet's escrows was spent by someone else's certified order (a winning
+    /// ticket redeemed, or a forfeit); its change, if any, is the lineage's new live output.
+    EscrowSpent {
+        /// The order that spent it.
+        order: OrderDigest,
+        /// The escrow output spent.
+        escrow: OutputId,
+        /// What left the lineage: the escrow's amount minus its change.
+        paid: Amount,
     },
     /// An order can no longer be certified (too much of some input's shard refused it).
     Failed {
@@ -208,6 +219,74 @@ impl Wallet {
         amount: Amount,
         fee: Amount,
     ) -> Result<OrderDigest, LedgerError> {
+        self.pay_output(now_ms, Output::plain(to, amount), fee)
+    }
+
+    /// Open an escrow of `amount` paying lottery tickets of lineage `root` until `expiry`
+    /// (burning `fee`): a normal transfer to this wallet's own key with escrow terms. Once
+    /// settled the escrow is one of [`Wallet::escrows`]; after each redemption its change
+    /// replaces it there.
+    pub fn open_escrow(
+        &mut self,
+        now_ms: u64,
+        amount: Amount,
+        fee: Amount,
+        expiry: Epoch,
+        root: [u8; 32],
+    ) -> Result<OrderDigest, LedgerError> {
+        let escrow = Output {
+            owner: self.identity.public_key(),
+            amount,
+            bond: Some(BondTerms::escrow(expiry, root)),
+        };
+        self.pay_output(now_ms, escrow, fee)
+    }
+
+    /// Redeem a winning ticket paid to this wallet from `escrow_input` (the escrow's current
+    /// output; `proof` is its creation certificate, e.g. from an
+    /// [`OutputProof`](super::OutputProof), `None` for a genesis output), burning `fee` out of
+    /// the winnings. Settles like any payment ([`WalletEvent::Settled`]); the payer's wallet
+    /// gets the certificate too, to follow its escrow.
+    pub fn redeem(
+        &mut self,
+        now_ms: u64,
+        winning: WinningTicket,
+        escrow_input: Input,
+        proof: Option<Certificate>,
+        fee: Amount,
+    ) -> Result<OrderDigest, LedgerError> {
+        winning.ticket.verify()?;
+        let signed = SignedOrder::redeem(self.epoch, escrow_input, winning, fee)?;
+        self.submit(now_ms, signed, proof.into_iter().collect())
+    }
+
+    /// This wallet's escrows: live outputs it owns with lottery terms, with their creation
+    /// certificates (pass one to [`OutputProof::new`](super::OutputProof::new) for payees).
+    pub fn escrows(&self) -> impl Iterator<Item = (&OutputId, &Coin)> {
+        self.coins
+            .iter()
+            .filter(|(_, c)| c.output.bond.as_ref().is_some_and(|t| t.lottery.is_some()))
+    }
+
+    /// The live output of this wallet's escrow lineage `root`, if any.
+    pub fn escrow(&self, root: &[u8; 32]) -> Option<(&OutputId, &Coin)> {
+        self.escrows().find(|(_, c)| {
+            c.output
+                .bond
+                .as_ref()
+                .and_then(|t| t.lottery.as_ref())
+                .is_some_and(|l| l.root == *root)
+        })
+    }
+
+    /// Send `first` (to its owner), burning `fee`, from the largest coins, returning change.
+    fn pay_output(
+        &mut self,
+        now_ms: u64,
+        first: Output,
+        fee: Amount,
+    ) -> Result<OrderDigest, LedgerError> {
+        let amount = first.amount;
         let need = amount.checked_add(fee)?;
         if amount == Amount::ZERO {
             return Err(LedgerError::Malformed("zero payment"));
@@ -234,7 +313,7 @@ impl Wallet {
                 need: need.0,
             });
         }
-        let mut outputs = vec![Output::plain(to, amount)];
+        let mut outputs = vec![first];
         let change = have.checked_sub(need)?;
         if change > Amount::ZERO {
             outputs.push(Output::plain(self.identity.public_key(), change));
@@ -442,6 +521,12 @@ impl Wallet {
             return;
         }
         let p = self.pending.remove(&digest).expect("present");
+        // A redemption's payer follows its escrow through the certificate even when no change
+        // output is left for it.
+        let escrow_owner = match &p.signed.authority {
+            Authority::Redeem(_) => p.signed.order.inputs.first().map(|i| i.output.owner),
+            Authority::Owners(_) | Authority::Forfeit(_) => None,
+        };
         let cert = Certificate {
             order: p.signed.order,
             votes: p.votes.into_values().collect(),
@@ -464,6 +549,9 @@ impl Wallet {
             } else {
                 payees.insert(PeerId::from_public_key(&o.owner));
             }
+        }
+        if let Some(owner) = escrow_owner.filter(|o| *o != me) {
+            payees.insert(PeerId::from_public_key(&owner));
         }
         if p.conflict {
             // Someone else is spending these inputs too: let their validators see the votes.
@@ -597,21 +685,62 @@ impl Wallet {
             .filter(|(id, o)| o.owner == me && !self.coins.contains_key(id))
             .map(|(id, o)| (id, o.clone()))
             .collect();
-        if !fresh.is_empty() {
+        // Our outputs someone else spent (a ticket redeemed from our escrow, a forfeit).
+        let spent: Vec<_> = cert
+            .order
+            .inputs
+            .iter()
+            .filter(|i| self.coins.contains_key(&i.id))
+            .map(|i| i.id)
+            .collect();
+        if !fresh.is_empty() || !spent.is_empty() {
             cert.verify(committee)?;
-            let amount = Amount::sum(fresh.iter().map(|(_, o)| o.amount))?;
-            for (id, output) in fresh {
-                self.coins.insert(
-                    id,
-                    Coin {
-                        output,
-                        proof: Some(cert.clone()),
-                    },
-                );
+        }
+        let mut escrow_paid = None;
+        for id in spent {
+            let Some(coin) = self.coins.remove(&id) else {
+                continue;
+            };
+            if coin
+                .output
+                .bond
+                .as_ref()
+                .is_some_and(|t| t.lottery.is_some())
+            {
+                let change = fresh
+                    .iter()
+                    .filter(|(_, o)| o.bond.as_ref().is_some_and(|t| t.lottery.is_some()))
+                    .map(|(_, o)| o.amount)
+                    .next()
+                    .unwrap_or(Amount::ZERO);
+                escrow_paid = Some((id, coin.output.amount.checked_sub(change)?));
             }
+        }
+        if let Some((escrow, paid)) = escrow_paid {
+            self.events.push_back(WalletEvent::EscrowSpent {
+                order: digest,
+                escrow,
+                paid,
+            });
+        }
+        let received: Vec<_> = fresh
+            .iter()
+            .filter(|(_, o)| escrow_paid.is_none() || o.bond.is_none())
+            .map(|(_, o)| o.amount)
+            .collect();
+        for (id, output) in fresh {
+            self.coins.insert(
+                id,
+                Coin {
+                    output,
+                    proof: Some(cert.clone()),
+                },
+            );
+        }
+        if !received.is_empty() {
             self.events.push_back(WalletEvent::Received {
                 order: digest,
-                amount,
+                amount: Amount::sum(received)?,
             });
         }
         push(&mut self.outbox, from, LedgerMsg::Confirmed(digest));
