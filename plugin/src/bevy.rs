@@ -18,6 +18,7 @@
 //!     .run();
 //! ```
 
+pub mod fetch;
 pub mod ledger;
 
 use std::collections::BTreeMap;
@@ -33,6 +34,7 @@ use crate::transport::{Node, NodeEvent, Transport, TransportEvent};
 
 /// The usual imports.
 pub mod prelude {
+    pub use super::fetch::{FetchCompleted, FetchIncoming, FetchNotice, RespondFetch, StartFetch};
     pub use super::ledger::{
         LedgerConfig, LedgerPlugin, LedgerReceived, LedgerTransmit, PaymentError, PaymentFailed,
         PaymentReceived, PaymentSettled, SendPayment, Wallet,
@@ -106,12 +108,23 @@ impl MeshworkConfig {
 #[derive(Clone, Debug)]
 pub struct MeshworkPlugin {
     config: MeshworkConfig,
+    fetch: crate::proto::fetch::FetchConfig,
 }
 
 impl MeshworkPlugin {
     /// A plugin with `config`.
     pub fn new(config: MeshworkConfig) -> Self {
-        Self { config }
+        Self {
+            config,
+            fetch: crate::proto::fetch::FetchConfig::default(),
+        }
+    }
+
+    /// Configure the node's fetch core (prices, bond, escrow, audit committee). By default it
+    /// serves free requests and makes free ones.
+    pub fn with_fetch(mut self, fetch: crate::proto::fetch::FetchConfig) -> Self {
+        self.fetch = fetch;
+        self
     }
 }
 
@@ -292,6 +305,11 @@ impl Plugin for MeshworkPlugin {
         let peer_id = identity.peer_id();
         let mut seed = [0u8; 32];
         fill_random(&mut seed);
+        let fetch_core = {
+            let mut fseed = [0u8; 32];
+            fill_random(&mut fseed);
+            crate::proto::fetch::Fetch::new(identity.clone(), self.fetch.clone(), fseed)
+        };
         let overlay = Overlay::new(identity, cfg.overlay.clone(), 0, seed);
         let transport: Box<dyn Transport> = match &cfg.transport {
             TransportConfig::Memory {
@@ -308,7 +326,7 @@ impl Plugin for MeshworkPlugin {
             .insert_resource(LocalPeer { peer_id })
             .init_resource::<Peers>()
             .insert_non_send(MeshworkNode {
-                node: Node::new(overlay, transport),
+                node: Node::new(overlay, transport).with_fetch(fetch_core),
                 pending: Vec::new(),
             })
             .add_message::<PeerJoined>()
@@ -317,6 +335,7 @@ impl Plugin for MeshworkPlugin {
             .add_message::<Published>()
             .add_message::<SendMessage>()
             .add_message::<Subscribe>()
+            .add_plugins(fetch::FetchGlue)
             .register_diagnostic(Diagnostic::new(diagnostics::PEERS))
             .register_diagnostic(Diagnostic::new(diagnostics::RTT_MS).with_suffix("ms"))
             .register_diagnostic(Diagnostic::new(diagnostics::BYTES_IN_PER_S).with_suffix("B/s"))
@@ -341,6 +360,10 @@ fn now_ms(time: &Time<Real>) -> u64 {
     u64::try_from(time.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one system feeding every message kind"
+)]
 fn receive(
     time: Res<Time<Real>>,
     mut node: NonSendMut<MeshworkNode>,
@@ -349,6 +372,7 @@ fn receive(
     mut left: MessageWriter<PeerLeft>,
     mut received: MessageWriter<MessageReceived>,
     mut published: MessageWriter<Published>,
+    mut fetch_inbox: ResMut<fetch::FetchInbox>,
 ) {
     let node = &mut *node;
     let mut events = std::mem::take(&mut node.pending);
@@ -388,6 +412,7 @@ fn receive(
                 });
             }
             NodeEvent::LookupDone { .. } => {}
+            NodeEvent::Fetch(ev) => fetch_inbox.0.push(ev),
         }
     }
 }

@@ -3,6 +3,7 @@
 //! clock or ambient randomness; time and randomness are passed in.
 
 pub mod contract;
+pub mod fetch;
 pub mod identity;
 pub mod ledger;
 pub mod overlay;

@@ -10,6 +10,7 @@
 //! agreed (standing in for the offer/answer exchange, which the real transport routes through
 //! the same mesh).
 
+pub mod fetch;
 pub mod ledger;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -65,6 +66,8 @@ impl Default for SimConfig {
 pub struct Delivery {
     /// Index of the receiving peer.
     pub at: usize,
+    /// The claimed origin.
+    pub origin: PeerId,
     /// The key it was sent to.
     pub target: PeerId,
     /// Its payload.
@@ -552,14 +555,15 @@ impl Sim {
             };
             match ev {
                 Event::Delivered {
+                    origin,
                     target,
                     payload,
                     hops,
-                    ..
                 } => {
                     let at_closest = self.closest_live(&target) == Some(slot);
                     self.deliveries.push(Delivery {
                         at: slot,
+                        origin,
                         target,
                         payload,
                         hops,

@@ -9,8 +9,13 @@ pub mod memory;
 #[cfg(all(feature = "signalling", not(target_arch = "wasm32")))]
 pub mod signalling;
 
+use crate::proto::fetch::{Fetch, FetchEvent, Outgoing, SERVICE_FETCH};
 use crate::proto::identity::PeerId;
 use crate::proto::overlay::{Event, LinkId, Overlay, TransportId};
+
+/// The service tag in front of application payloads in routed overlay messages (fetch uses
+/// [`SERVICE_FETCH`]). A payload with an unknown tag is dropped.
+pub const SERVICE_APP: u8 = 0;
 
 /// What a transport reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,6 +100,8 @@ pub enum NodeEvent {
         /// Closest peers found.
         peers: Vec<PeerId>,
     },
+    /// Something the fetch core reports (answers, payments, verdicts, custom-path requests).
+    Fetch(FetchEvent),
 }
 
 /// One overlay core driven by one transport: the glue shared by the Bevy plugin, the node binary
@@ -104,6 +111,8 @@ pub struct Node<T: Transport> {
     pub overlay: Overlay,
     /// The transport.
     pub transport: T,
+    /// The fetch core, if this node requests or serves (see [`Node::with_fetch`]).
+    pub fetch: Option<Fetch>,
     scratch: Vec<TransportEvent>,
 }
 
@@ -121,8 +130,16 @@ impl<T: Transport> Node<T> {
         Self {
             overlay,
             transport,
+            fetch: None,
             scratch: Vec::new(),
         }
+    }
+
+    /// Attach a fetch core (its identity should be the overlay's: answers are routed to the
+    /// key that signed the request).
+    pub fn with_fetch(mut self, fetch: Fetch) -> Self {
+        self.fetch = Some(fetch);
+        self
     }
 
     /// Pump once at `now_ms`: transport → overlay → transport, returning application events.
@@ -148,13 +165,49 @@ impl<T: Transport> Node<T> {
         if self.overlay.poll_timeout() <= now_ms {
             self.overlay.handle_timeout(now_ms);
         }
+        if let Some(f) = self.fetch.as_mut()
+            && f.poll_timeout() <= now_ms
+        {
+            f.handle_timeout(now_ms);
+        }
         self.flush(now_ms, &mut out);
         out
+    }
+
+    /// Move the fetch core's sends onto the overlay and its events out.
+    fn pump_fetch(&mut self, now_ms: u64, out: &mut Vec<NodeEvent>) {
+        let Some(f) = self.fetch.as_mut() else {
+            return;
+        };
+        while let Some(o) = f.poll_send() {
+            match o {
+                Outgoing::Route {
+                    key,
+                    exact,
+                    payload,
+                } => {
+                    self.overlay.send(now_ms, key, exact, payload);
+                }
+                Outgoing::Forward {
+                    key,
+                    count,
+                    payload,
+                } => {
+                    for p in self.overlay.closest_linked(&key, usize::from(count)) {
+                        self.overlay.send(now_ms, p, true, payload.clone());
+                    }
+                }
+            }
+        }
+        while let Some(ev) = f.poll_event() {
+            out.push(NodeEvent::Fetch(ev));
+        }
     }
 
     /// Move everything the overlay wants done to the transport; collect application events.
     pub fn flush(&mut self, now_ms: u64, out: &mut Vec<NodeEvent>) {
         loop {
+            self.pump_fetch(now_ms, out);
             while let Some(t) = self.overlay.poll_transmit() {
                 self.transport.send(t.link, t.frame);
             }
@@ -169,14 +222,22 @@ impl<T: Transport> Node<T> {
                     target,
                     payload,
                     hops,
-                } => {
-                    out.push(NodeEvent::Message {
+                } => match payload.split_first() {
+                    Some((&SERVICE_APP, rest)) => out.push(NodeEvent::Message {
                         origin,
                         target,
-                        payload,
+                        payload: rest.to_vec(),
                         hops,
-                    });
-                }
+                    }),
+                    Some((&SERVICE_FETCH, rest)) => {
+                        if let Some(f) = self.fetch.as_mut()
+                            && let Err(e) = f.handle_message(now_ms, origin, rest)
+                        {
+                            tracing::debug!(%e, "dropped a fetch message");
+                        }
+                    }
+                    _ => tracing::debug!("dropped a routed message with an unknown service tag"),
+                },
                 Event::Published {
                     topic,
                     origin,
@@ -197,6 +258,25 @@ impl<T: Transport> Node<T> {
 
     /// Route `payload` to the peer closest to `target` (or exactly `target`).
     pub fn send(&mut self, now_ms: u64, target: PeerId, exact: bool, payload: Vec<u8>) {
-        self.overlay.send(now_ms, target, exact, payload);
+        let mut tagged = Vec::with_capacity(payload.len() + 1);
+        tagged.push(SERVICE_APP);
+        tagged.extend_from_slice(&payload);
+        self.overlay.send(now_ms, target, exact, tagged);
+    }
+
+    /// Start a fetch (the node must have a fetch core); the answer arrives as
+    /// [`NodeEvent::Fetch`] with [`FetchEvent::Completed`].
+    pub fn fetch(
+        &mut self,
+        now_ms: u64,
+        request: crate::proto::fetch::Request,
+    ) -> Result<crate::proto::fetch::RequestId, crate::proto::fetch::FetchError> {
+        let f = self
+            .fetch
+            .as_mut()
+            .ok_or(crate::proto::fetch::FetchError::Malformed(
+                "this node has no fetch core",
+            ))?;
+        f.fetch(now_ms, request)
     }
 }

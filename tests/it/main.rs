@@ -6,6 +6,7 @@
 mod bevy_apps;
 mod bevy_wallet;
 mod contract;
+mod fetch;
 mod ledger;
 mod overlay_sim;
 #[cfg(feature = "signalling")]

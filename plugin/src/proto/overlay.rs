@@ -25,7 +25,7 @@
 //! `(origin, id)`. The `origin` of a routed message is a hint unless its body is signed.
 
 mod delivery;
-mod drbg;
+pub(crate) mod drbg;
 mod links;
 pub mod msg;
 mod routing;
@@ -466,6 +466,15 @@ impl Overlay {
         self.links
             .iter()
             .filter_map(|l| l.peer().map(|p| (p, l.id)))
+    }
+
+    /// Up to `n` authenticated linked peers closest (XOR) to `key`, closest first: where a
+    /// service forwards work to competing replicas.
+    pub fn closest_linked(&self, key: &PeerId, n: usize) -> Vec<PeerId> {
+        let mut peers: Vec<PeerId> = self.linked_peers().map(|(p, _)| p).collect();
+        peers.sort_by_key(|p| p.distance(key));
+        peers.truncate(n);
+        peers
     }
 
     /// Number of links (including those still in their handshake).

@@ -1,0 +1,5 @@
+//! `fetch()`: the simulator acceptance (lying responders at scale), the core's rejections, and
+//! real WebRTC links on loopback.
+
+mod core;
+mod sim;
