@@ -2,4 +2,5 @@
 //! real WebRTC links on loopback.
 
 mod core;
+mod real;
 mod sim;

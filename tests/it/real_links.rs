@@ -33,7 +33,7 @@ fn init_tracing() {
 }
 
 /// Run `body` on its own thread; fail the test if it takes longer than [`TEST_TIMEOUT`].
-fn bounded(name: &'static str, body: impl FnOnce() + Send + 'static) {
+pub(crate) fn bounded(name: &'static str, body: impl FnOnce() + Send + 'static) {
     init_tracing();
     let (tx, rx) = mpsc::channel();
     let worker = std::thread::Builder::new()
@@ -52,13 +52,13 @@ fn bounded(name: &'static str, body: impl FnOnce() + Send + 'static) {
     }
 }
 
-struct Peer {
-    node: Node<MatchboxTransport>,
-    events: Vec<NodeEvent>,
+pub(crate) struct Peer {
+    pub(crate) node: Node<MatchboxTransport>,
+    pub(crate) events: Vec<NodeEvent>,
 }
 
 impl Peer {
-    fn id(&self) -> PeerId {
+    pub(crate) fn id(&self) -> PeerId {
         self.node.overlay.peer_id()
     }
     fn linked(&self) -> BTreeSet<PeerId> {
@@ -77,24 +77,24 @@ impl Peer {
     }
 }
 
-struct Mesh {
+pub(crate) struct Mesh {
     start: Instant,
-    peers: Vec<Peer>,
+    pub(crate) peers: Vec<Peer>,
 }
 
 impl Mesh {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             start: Instant::now(),
             peers: Vec::new(),
         }
     }
 
-    fn now_ms(&self) -> u64 {
+    pub(crate) fn now_ms(&self) -> u64 {
         u64::try_from(self.start.elapsed().as_millis()).expect("test runs for less than u64 ms")
     }
 
-    fn join(&mut self, url: &str, seed: u8, cfg: &OverlayConfig) -> usize {
+    pub(crate) fn join(&mut self, url: &str, seed: u8, cfg: &OverlayConfig) -> usize {
         let identity = Identity::from_seed([seed; 32]);
         let overlay = Overlay::new(identity, cfg.clone(), self.now_ms(), [seed; 32]);
         let transport = MatchboxTransport::new(MatchboxConfig::new(url));
@@ -105,7 +105,7 @@ impl Mesh {
         self.peers.len() - 1
     }
 
-    fn tick(&mut self) {
+    pub(crate) fn tick(&mut self) {
         let now = self.now_ms();
         for p in &mut self.peers {
             let evs = p.node.tick(now);
@@ -114,7 +114,7 @@ impl Mesh {
     }
 
     /// Pump until `done` holds; false if `limit` passed first.
-    fn run_until(&mut self, limit: Duration, mut done: impl FnMut(&Mesh) -> bool) -> bool {
+    pub(crate) fn run_until(&mut self, limit: Duration, mut done: impl FnMut(&Mesh) -> bool) -> bool {
         let until = Instant::now() + limit;
         loop {
             self.tick();
@@ -128,12 +128,12 @@ impl Mesh {
         }
     }
 
-    fn run_for(&mut self, d: Duration) {
+    pub(crate) fn run_for(&mut self, d: Duration) {
         self.run_until(d, |_| false);
     }
 
     /// Whether the live links connect all peers.
-    fn connected(&self) -> bool {
+    pub(crate) fn connected(&self) -> bool {
         let ids: Vec<PeerId> = self.peers.iter().map(Peer::id).collect();
         let mut seen = BTreeSet::from([ids[0]]);
         let mut stack = vec![0usize];
