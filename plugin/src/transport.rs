@@ -3,6 +3,7 @@
 //! A [`Transport`] owns links and reports [`TransportEvent`]s; the [`Node`] glue feeds them to
 //! an [`Overlay`] and carries out what the overlay asks (dial, accept, close, signal).
 
+pub mod client;
 #[cfg(feature = "matchbox")]
 pub mod matchbox;
 pub mod memory;
@@ -113,6 +114,7 @@ pub struct Node<T: Transport> {
     pub transport: T,
     /// The fetch core, if this node requests or serves (see [`Node::with_fetch`]).
     pub fetch: Option<Fetch>,
+    client: Option<client::FetchClient>,
     scratch: Vec<TransportEvent>,
 }
 
@@ -131,6 +133,7 @@ impl<T: Transport> Node<T> {
             overlay,
             transport,
             fetch: None,
+            client: None,
             scratch: Vec::new(),
         }
     }
@@ -174,11 +177,22 @@ impl<T: Transport> Node<T> {
         out
     }
 
+    /// An async handle for starting fetches on this node's core (created on first use). Its
+    /// futures complete as this node is ticked; their answers do not appear as [`NodeEvent`]s.
+    pub fn client(&mut self) -> client::FetchClient {
+        self.client
+            .get_or_insert_with(client::FetchClient::default)
+            .clone()
+    }
+
     /// Move the fetch core's sends onto the overlay and its events out.
     fn pump_fetch(&mut self, now_ms: u64, out: &mut Vec<NodeEvent>) {
         let Some(f) = self.fetch.as_mut() else {
             return;
         };
+        if let Some(c) = &self.client {
+            c.start(now_ms, f);
+        }
         while let Some(o) = f.poll_send() {
             match o {
                 Outgoing::Route {
@@ -200,6 +214,13 @@ impl<T: Transport> Node<T> {
             }
         }
         while let Some(ev) = f.poll_event() {
+            let ev = match (ev, &self.client) {
+                (FetchEvent::Completed { id, result }, Some(c)) => match c.finish(id, result) {
+                    None => continue,
+                    Some(result) => FetchEvent::Completed { id, result },
+                },
+                (ev, _) => ev,
+            };
             out.push(NodeEvent::Fetch(ev));
         }
     }

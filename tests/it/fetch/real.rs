@@ -3,6 +3,7 @@
 //! responder killed mid-request, the requester gets the answer from another replica or a clear
 //! timeout error. Prints fetch round-trip time next to a plain routed round trip.
 
+use std::future::Future as _;
 use std::time::{Duration, Instant};
 
 use meshwork::proto::contract::{Address, ConsensusParams, ContractHost, Fuel, Tick};
@@ -16,14 +17,28 @@ use sha2::{Digest, Sha256};
 
 use crate::real_links::{Mesh, bounded};
 
-fn completed(mesh: &Mesh, at: usize, rid: meshwork::proto::fetch::RequestId) -> Option<Result<meshwork::proto::fetch::Response, FetchError>> {
+fn completed(
+    mesh: &Mesh,
+    at: usize,
+    rid: meshwork::proto::fetch::RequestId,
+) -> Option<Result<meshwork::proto::fetch::Response, FetchError>> {
     mesh.peers[at].events.iter().find_map(|e| match e {
-        NodeEvent::Fetch(FetchEvent::Completed { id, result }) if *id == rid => Some(result.clone()),
+        NodeEvent::Fetch(FetchEvent::Completed { id, result }) if *id == rid => {
+            Some(result.clone())
+        }
         _ => None,
     })
 }
 
-fn fetch_and_wait(mesh: &mut Mesh, at: usize, req: Request, limit: Duration) -> (Option<Result<meshwork::proto::fetch::Response, FetchError>>, Duration) {
+fn fetch_and_wait(
+    mesh: &mut Mesh,
+    at: usize,
+    req: Request,
+    limit: Duration,
+) -> (
+    Option<Result<meshwork::proto::fetch::Response, FetchError>>,
+    Duration,
+) {
     let now = mesh.now_ms();
     let t0 = Instant::now();
     let rid = mesh.peers[at].node.fetch(now, req).expect("starts");
@@ -39,23 +54,43 @@ fn fetch_and_wait(mesh: &mut Mesh, at: usize, req: Request, limit: Duration) -> 
 fn fetch_over_real_links_answers_and_survives_a_killed_responder() {
     bounded("fetch_real_links", || {
         const N: usize = 6;
-        let cfg = OverlayConfig { handshake_timeout_ms: 4_000, ..OverlayConfig::default() };
-        let server = SignallingServer::start(SignallingConfig { introductions: 3, ..SignallingConfig::default() })
-            .expect("start signalling server");
+        let cfg = OverlayConfig {
+            handshake_timeout_ms: 4_000,
+            ..OverlayConfig::default()
+        };
+        let server = SignallingServer::start(SignallingConfig {
+            introductions: 3,
+            ..SignallingConfig::default()
+        })
+        .expect("start signalling server");
         let url = server.room_url("fetch");
         let mut mesh = Mesh::new();
         let wasm = wat::parse_str(ECHO_WAT).expect("wat");
         let mut host = ContractHost::new(ConsensusParams::default()).expect("host");
         let code = host.load_code(&wasm).expect("code");
         let (contract, _) = host
-            .instantiate(code, Address([1; 32]), &[0; 32], &[], Tick(0), Fuel(1_000_000))
+            .instantiate(
+                code,
+                Address([1; 32]),
+                &[0; 32],
+                &[],
+                Tick(0),
+                Fuel(1_000_000),
+            )
             .expect("instantiates");
         let block = b"a block that outlives its writer".repeat(40);
         let hash: [u8; 32] = Sha256::digest(&block).into();
         for i in 0..N {
             let seed = 40 + u8::try_from(i).expect("small");
             let p = mesh.join(&url, seed, &cfg);
-            let mut core = Fetch::new(Identity::from_seed([seed; 32]), FetchConfig { attempt_ms: 1_000, ..FetchConfig::default() }, [seed; 32]);
+            let mut core = Fetch::new(
+                Identity::from_seed([seed; 32]),
+                FetchConfig {
+                    attempt_ms: 1_000,
+                    ..FetchConfig::default()
+                },
+                [seed; 32],
+            );
             if i > 0 {
                 core.serve_contract(contract, host.clone());
                 core.store_block(block.clone());
@@ -63,7 +98,10 @@ fn fetch_over_real_links_answers_and_survives_a_killed_responder() {
             mesh.peers[p].node.fetch = Some(core);
             mesh.run_for(Duration::from_millis(300));
         }
-        assert!(mesh.run_until(Duration::from_secs(30), |m| m.connected()), "mesh connected");
+        assert!(
+            mesh.run_until(Duration::from_secs(30), |m| m.connected()),
+            "mesh connected"
+        );
         mesh.run_for(Duration::from_secs(2));
 
         // A contract call.
@@ -75,10 +113,26 @@ fn fetch_over_real_links_answers_and_survives_a_killed_responder() {
         assert_eq!(r.status, 200);
         assert_eq!(r.body, b"over webrtc");
 
-        // A block.
+        // A block, through the async client: its future completes as the node is ticked.
         let get = Request::get(&format!("mesh://block/{}", hex::encode(hash))).expect("url");
-        let (r, t_block) = fetch_and_wait(&mut mesh, 0, get.clone(), Duration::from_secs(15));
-        assert_eq!(r.expect("answered").expect("an answer").body, block);
+        let client = mesh.peers[0].node.client();
+        let t0 = Instant::now();
+        let mut fut = std::pin::pin!(client.fetch(get.clone()));
+        let waker = std::task::Waker::noop();
+        let mut cx = std::task::Context::from_waker(waker);
+        let mut got = None;
+        while got.is_none() && t0.elapsed() < Duration::from_secs(15) {
+            mesh.tick();
+            if let std::task::Poll::Ready(r) = fut.as_mut().poll(&mut cx) {
+                got = Some(r);
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let t_block = t0.elapsed();
+        assert_eq!(
+            got.expect("answered in time").expect("an answer").body,
+            block
+        );
 
         // A plain routed round trip to the same key, for comparison.
         let key = PeerId(hash);
@@ -89,14 +143,22 @@ fn fetch_over_real_links_answers_and_survives_a_killed_responder() {
         let mut answered = false;
         mesh.run_until(Duration::from_secs(10), |m| {
             for p in 1..N {
-                if m.peers[p].events.iter().any(|e| matches!(e, NodeEvent::Message { payload, .. } if payload == b"ping")) {
+                if m.peers[p]
+                    .events
+                    .iter()
+                    .any(|e| matches!(e, NodeEvent::Message { payload, .. } if payload == b"ping"))
+                {
                     return true;
                 }
             }
             false
         });
         for p in 1..N {
-            if mesh.peers[p].events.iter().any(|e| matches!(e, NodeEvent::Message { payload, .. } if payload == b"ping")) {
+            if mesh.peers[p]
+                .events
+                .iter()
+                .any(|e| matches!(e, NodeEvent::Message { payload, .. } if payload == b"ping"))
+            {
                 let now = mesh.now_ms();
                 mesh.peers[p].node.send(now, me, true, b"pong".to_vec());
                 answered = true;
@@ -104,15 +166,24 @@ fn fetch_over_real_links_answers_and_survives_a_killed_responder() {
             }
         }
         assert!(answered);
-        mesh.run_until(Duration::from_secs(10), |m| m.peers[0].events.iter().any(|e| matches!(e, NodeEvent::Message { payload, .. } if payload == b"pong")));
+        mesh.run_until(Duration::from_secs(10), |m| {
+            m.peers[0]
+                .events
+                .iter()
+                .any(|e| matches!(e, NodeEvent::Message { payload, .. } if payload == b"pong"))
+        });
         let t_plain = t0.elapsed();
-        println!("real links: contract fetch {t_call:?}, block fetch {t_block:?}, plain routed round trip {t_plain:?}");
+        println!(
+            "real links: contract fetch {t_call:?}, block fetch {t_block:?}, plain routed round trip {t_plain:?}"
+        );
 
         // Kill the block's closest holder mid-request.
         let now = mesh.now_ms();
         let rid = mesh.peers[0].node.fetch(now, get).expect("starts");
         mesh.tick();
-        let victim = (1..N).min_by_key(|&p| mesh.peers[p].id().distance(&key)).expect("holders");
+        let victim = (1..N)
+            .min_by_key(|&p| mesh.peers[p].id().distance(&key))
+            .expect("holders");
         let dead = mesh.peers[victim].id();
         drop(mesh.peers.remove(victim));
         let mut out = None;
@@ -127,7 +198,10 @@ fn fetch_over_real_links_answers_and_survives_a_killed_responder() {
                 println!("killed responder: answered by another replica");
             }
             Err(e) => {
-                assert!(matches!(e, FetchError::Timeout { .. } | FetchError::Refused(_)), "a clear error: {e}");
+                assert!(
+                    matches!(e, FetchError::Timeout { .. } | FetchError::Refused(_)),
+                    "a clear error: {e}"
+                );
                 println!("killed responder: {e}");
             }
         }
