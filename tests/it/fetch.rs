@@ -2,5 +2,6 @@
 //! real WebRTC links on loopback.
 
 mod core;
+#[cfg(feature = "signalling")]
 mod real;
 mod sim;

@@ -114,7 +114,11 @@ impl Mesh {
     }
 
     /// Pump until `done` holds; false if `limit` passed first.
-    pub(crate) fn run_until(&mut self, limit: Duration, mut done: impl FnMut(&Mesh) -> bool) -> bool {
+    pub(crate) fn run_until(
+        &mut self,
+        limit: Duration,
+        mut done: impl FnMut(&Mesh) -> bool,
+    ) -> bool {
         let until = Instant::now() + limit;
         loop {
             self.tick();

@@ -394,6 +394,11 @@ pub struct FetchConfig {
     pub blocks_bytes_max: usize,
     /// How long an audit waits for referees.
     pub audit_timeout_ms: u32,
+    /// Every this long, a holder sends each block it holds (up to 32 per round) to its
+    /// `block_replicas − 1` linked peers closest to the block's hash.
+    pub replicate_ms: u32,
+    /// Copies of a block the mesh keeps.
+    pub block_replicas: u8,
     #[doc(hidden)]
     pub fault: Fault,
 }
@@ -419,6 +424,8 @@ impl Default for FetchConfig {
             attempt_ms: 1_500,
             blocks_bytes_max: 64 << 20,
             audit_timeout_ms: 10_000,
+            replicate_ms: 30_000,
+            block_replicas: 3,
             fault: Fault::None,
         }
     }
@@ -530,6 +537,8 @@ pub struct Fetch {
     blocks: BlockStore,
     paths: BTreeSet<String>,
     incoming: BTreeMap<u64, SignedRequest>,
+    next_replicate_ms: u64,
+    replicate_cursor: Option<[u8; 32]>,
     out: VecDeque<Outgoing>,
     events: VecDeque<FetchEvent>,
     stats: FetchStats,
@@ -573,6 +582,8 @@ impl Fetch {
             blocks,
             paths: BTreeSet::new(),
             incoming: BTreeMap::new(),
+            next_replicate_ms: 0,
+            replicate_cursor: None,
             out: VecDeque::new(),
             events: VecDeque::new(),
             stats: FetchStats::default(),
@@ -1421,6 +1432,15 @@ impl Fetch {
                 self.on_audited(&origin, response, outcome);
                 Ok(())
             }
+            FetchMsg::Store { block } => {
+                if block.len() > msg::BODY_BYTES_MAX {
+                    return Err(FetchError::TooLarge("block"));
+                }
+                // Unsolicited, unpaid copies are bounded by the store's byte budget; a full
+                // store drops them.
+                let _ = self.blocks.put(block);
+                Ok(())
+            }
         }
     }
 
@@ -1479,6 +1499,39 @@ impl Fetch {
             }
         }
         self.audits.retain(|_, a| a.deadline_ms > now_ms);
+        if now_ms >= self.next_replicate_ms {
+            self.replicate(now_ms);
+        }
+    }
+
+    /// The liveness duty: copy up to 32 held blocks (continuing where the last round stopped)
+    /// to the peers closest to their hashes.
+    fn replicate(&mut self, now_ms: u64) {
+        self.next_replicate_ms = now_ms + u64::from(self.cfg.replicate_ms);
+        if self.cfg.block_replicas <= 1 {
+            return;
+        }
+        let start = self.replicate_cursor.unwrap_or([0; 32]);
+        let batch: Vec<[u8; 32]> = self
+            .blocks
+            .hashes()
+            .filter(|h| self.replicate_cursor.is_none() || **h > start)
+            .take(32)
+            .copied()
+            .collect();
+        self.replicate_cursor = if batch.len() < 32 {
+            None
+        } else {
+            batch.last().copied()
+        };
+        for hash in batch {
+            let block = self.blocks.get(&hash).expect("listed").to_vec();
+            self.out.push_back(Outgoing::Forward {
+                key: PeerId(hash),
+                count: self.cfg.block_replicas - 1,
+                payload: tagged(&FetchMsg::Store { block }),
+            });
+        }
     }
 
     /// The next message to send.

@@ -516,6 +516,24 @@ impl FetchSim {
         }
     }
 
+    /// Kill `n` random peers abruptly (block holders among them), never a referee.
+    pub fn kill_random(&mut self, n: usize) {
+        for _ in 0..n {
+            let s = self.random_live();
+            if self.cfg.referees > 0 && self.is_referee(s) {
+                continue;
+            }
+            self.kill(s);
+        }
+    }
+
+    fn is_referee(&self, s: usize) -> bool {
+        let Some(c) = self.cores[s].as_ref() else {
+            return false;
+        };
+        c.config().referees.contains(&c.public_key())
+    }
+
     /// Kill peer `slot` abruptly.
     pub fn kill(&mut self, slot: usize) {
         self.sim.remove_peer(slot, false);

@@ -288,6 +288,12 @@ pub enum FetchMsg {
         /// The finding.
         outcome: AuditOutcome,
     },
+    /// A block holder's liveness duty: a copy for a peer close to the block's hash, so the
+    /// block keeps about `block_replicas` holders as peers come and go.
+    Store {
+        /// The block (its address is its sha256).
+        block: Vec<u8>,
+    },
 }
 
 impl FetchMsg {
