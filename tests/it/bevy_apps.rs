@@ -103,3 +103,70 @@ fn a_leaving_app_is_reported() {
     }
     assert!(a.world().resource::<Peers>().linked.is_empty());
 }
+
+#[derive(Resource, Default)]
+struct Answers(Vec<FetchCompleted>);
+
+fn answer_hello(
+    mut incoming: MessageReader<FetchIncoming>,
+    mut respond: MessageWriter<RespondFetch>,
+) {
+    for FetchIncoming(i) in incoming.read() {
+        let mut body = b"hello, ".to_vec();
+        body.extend_from_slice(&i.body);
+        respond.write(RespondFetch {
+            token: i.token,
+            status: 200,
+            headers: vec![("content-type".into(), "text/plain".into())],
+            body,
+        });
+    }
+}
+
+fn collect(mut done: MessageReader<FetchCompleted>, mut answers: ResMut<Answers>) {
+    answers.0.extend(done.read().cloned());
+}
+
+/// The Bevy fetch API end to end: app B serves a custom path with `FetchIncoming` →
+/// `RespondFetch`; app A writes `StartFetch` and reads `FetchCompleted`.
+#[test]
+fn a_bevy_app_fetches_from_another_apps_custom_path() {
+    use meshwork::bevy::MeshworkNode;
+    use meshwork::proto::fetch::{Method, Request};
+    let net = MemoryNetwork::new();
+    let mut a = app(&net, 1);
+    let mut b = app(&net, 2);
+    a.init_resource::<Answers>().add_systems(Update, collect);
+    b.add_systems(Update, answer_hello);
+    b.world_mut()
+        .non_send_mut::<MeshworkNode>()
+        .node
+        .fetch
+        .as_mut()
+        .expect("the plugin attaches a fetch core")
+        .serve_path("hello");
+    for _ in 0..20 {
+        a.update();
+        b.update();
+    }
+    let idb = b.world().resource::<LocalPeer>().peer_id;
+    let url = format!("mesh://peer/{}/hello", hex::encode(idb.0));
+    a.world_mut().write_message(StartFetch {
+        tag: 42,
+        request: Request::get(&url)
+            .expect("url")
+            .with_body(Method::Post, b"mesh".to_vec()),
+    });
+    let bad = "mesh://nowhere".to_string();
+    let _ = Request::get(&bad).expect_err("a bad URL is an error before anything is sent");
+    for _ in 0..20 {
+        a.update();
+        b.update();
+    }
+    let answers = &a.world().resource::<Answers>().0;
+    assert_eq!(answers.len(), 1, "{answers:?}");
+    assert_eq!(answers[0].tag, 42);
+    let r = answers[0].result.as_ref().expect("answered");
+    assert_eq!(r.body, b"hello, mesh");
+    assert_eq!(r.status, 200);
+}
