@@ -12,11 +12,10 @@
 
 use std::time::{Duration, Instant};
 
-use meshwork::proto::contract::{Address, ConsensusParams, ContractHost, Fuel, Tick};
 use meshwork::proto::fetch::{Fetch, FetchConfig, FetchEvent, Method, Request};
 use meshwork::proto::identity::{Identity, PeerId};
 use meshwork::proto::overlay::{Overlay, OverlayConfig};
-use meshwork::sim::fetch::{ECHO_WAT, FetchSim, FetchSimConfig};
+use meshwork::sim::fetch::{FetchSim, FetchSimConfig, echo_contracts};
 use meshwork::transport::matchbox::{MatchboxConfig, MatchboxTransport};
 use meshwork::transport::signalling::{SignallingConfig, SignallingServer};
 use meshwork::transport::{Node, NodeEvent, SERVICE_APP};
@@ -115,19 +114,8 @@ fn real() {
     let url = server.room_url("fetch-bench");
     let start = Instant::now();
     let now = || u64::try_from(start.elapsed().as_millis()).expect("short run");
-    let wasm = wat::parse_str(ECHO_WAT).expect("wat");
-    let mut host = ContractHost::new(ConsensusParams::default()).expect("host");
-    let code = host.load_code(&wasm).expect("code");
-    let (contract, _) = host
-        .instantiate(
-            code,
-            Address([1; 32]),
-            &[0; 32],
-            &[],
-            Tick(0),
-            Fuel(1_000_000),
-        )
-        .expect("instantiates");
+    let (host, ids) = echo_contracts(1);
+    let contract = ids[0];
     let node = |seed: u8| {
         let id = Identity::from_seed([seed; 32]);
         let overlay = Overlay::new(id.clone(), OverlayConfig::default(), now(), [seed; 32]);

@@ -205,9 +205,13 @@ impl<T: Transport> Node<T> {
                 Outgoing::Forward {
                     key,
                     count,
+                    exclude,
                     payload,
                 } => {
-                    for p in self.overlay.closest_linked(&key, usize::from(count)) {
+                    for p in self
+                        .overlay
+                        .closest_linked(&key, usize::from(count), exclude.as_ref())
+                    {
                         self.overlay.send(now_ms, p, true, payload.clone());
                     }
                 }

@@ -336,6 +336,8 @@ pub enum Outgoing {
         key: PeerId,
         /// How many peers.
         count: u8,
+        /// A peer not to pick (the requester: it does not answer its own request).
+        exclude: Option<PeerId>,
         /// The payload, service tag included.
         payload: Vec<u8>,
     },
@@ -1039,9 +1041,6 @@ impl Fetch {
     ) -> Result<(), FetchError> {
         let digest = request.verify()?;
         let head = &request.head;
-        if !self.cfg.serve {
-            return Ok(());
-        }
         let requester_peer = PeerId::from_public_key(&head.requester);
         if let Some((_, cached)) = self.served.iter().find(|(d, _)| *d == digest) {
             // A re-sent request: the same answer again, no new work.
@@ -1067,13 +1066,15 @@ impl Fetch {
             self.out.push_back(Outgoing::Forward {
                 key: head.target.key(),
                 count,
+                exclude: Some(requester_peer),
                 payload: tagged(&FetchMsg::Request {
                     request: Box::new(request.clone()),
                     forwarded: true,
                 }),
             });
         }
-        if own {
+        // The closest peer forwards even when it does not answer (it is on the route).
+        if own || !self.cfg.serve {
             return Ok(());
         }
         if !self.can_serve(head) {
@@ -1529,6 +1530,7 @@ impl Fetch {
             self.out.push_back(Outgoing::Forward {
                 key: PeerId(hash),
                 count: self.cfg.block_replicas - 1,
+                exclude: None,
                 payload: tagged(&FetchMsg::Store { block }),
             });
         }

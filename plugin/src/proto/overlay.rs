@@ -470,8 +470,12 @@ impl Overlay {
 
     /// Up to `n` authenticated linked peers closest (XOR) to `key`, closest first: where a
     /// service forwards work to competing replicas.
-    pub fn closest_linked(&self, key: &PeerId, n: usize) -> Vec<PeerId> {
-        let mut peers: Vec<PeerId> = self.linked_peers().map(|(p, _)| p).collect();
+    pub fn closest_linked(&self, key: &PeerId, n: usize, exclude: Option<&PeerId>) -> Vec<PeerId> {
+        let mut peers: Vec<PeerId> = self
+            .linked_peers()
+            .map(|(p, _)| p)
+            .filter(|p| Some(p) != exclude)
+            .collect();
         peers.sort_by_key(|p| p.distance(key));
         peers.truncate(n);
         peers

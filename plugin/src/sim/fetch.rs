@@ -43,6 +43,23 @@ pub const ECHO_WAT: &str = r#"(module
         (call $set (i32.const 0) (i32.const 1) (i32.const 16) (local.get $n))
         (call $output (i32.const 16) (local.get $n))))"#;
 
+/// A host holding `n` instances of [`ECHO_WAT`] (salts 0..n), and their ids.
+pub fn echo_contracts(n: usize) -> (ContractHost, Vec<ContractId>) {
+    let wasm = wat::parse_str(ECHO_WAT).expect("valid WAT");
+    let mut host = ContractHost::new(ConsensusParams::default()).expect("host");
+    let code = host.load_code(&wasm).expect("loads");
+    let ids = (0..n)
+        .map(|c| {
+            let mut salt = [0u8; 32];
+            salt[..8].copy_from_slice(&(c as u64).to_le_bytes());
+            host.instantiate(code, Address([9; 32]), &salt, &[], Tick(0), Fuel(1_000_000))
+                .expect("instantiates")
+                .0
+        })
+        .collect();
+    (host, ids)
+}
+
 /// Parameters of a fetch run.
 #[derive(Clone, Debug)]
 pub struct FetchSimConfig {
@@ -145,20 +162,110 @@ pub struct FetchReport {
     pub honest_net: i64,
 }
 
-/// The in-process ledger: real validators certifying real orders.
-struct Book {
-    validators: Vec<Identity>,
+/// An in-process ledger for simulations and tests: four real [`Validator`]s certifying real
+/// orders synchronously, one genesis coin per owner, and the bookkeeping to assert
+/// `Σ live + Σ burned == Σ minted` at any point.
+pub struct MiniLedger {
     vals: Vec<Validator<MemoryStore>>,
     committee: crate::proto::ledger::Committee,
     /// Every live output, for the conservation check and balances.
     live: BTreeMap<OutputId, Output>,
+    coins: BTreeMap<PublicKey, Input>,
     minted: u64,
     burned: u64,
     nonce: u64,
 }
 
-impl Book {
-    fn certify(&mut self, order: &SignedOrder) -> Option<Certificate> {
+impl MiniLedger {
+    /// A committee of 4 (bonds expiring at `expiry`) and a coin of `coin` for each owner.
+    pub fn new(owners: &[PublicKey], coin: u64, expiry: Epoch) -> Self {
+        let validators: Vec<Identity> = (0..4u8)
+            .map(|i| Identity::from_seed([0xA0 + i; 32]))
+            .collect();
+        let outputs: Vec<Output> = owners
+            .iter()
+            .map(|k| Output::plain(*k, Amount(coin)))
+            .collect();
+        let vinfo: Vec<_> = validators
+            .iter()
+            .map(|k| (k.public_key(), Amount(1_000_000), Fuel(0)))
+            .collect();
+        let genesis = Genesis::new(outputs, &vinfo, &BondTerms::until(expiry), 4).expect("genesis");
+        let vals = validators
+            .iter()
+            .map(|k| Validator::new(k.clone(), &genesis, MemoryStore::new()).expect("validator"))
+            .collect();
+        let mut live = BTreeMap::new();
+        let mut coins = BTreeMap::new();
+        for (id, o) in genesis.created() {
+            live.insert(id, o.clone());
+            if o.bond.is_none() {
+                coins.insert(
+                    o.owner,
+                    Input {
+                        id,
+                        output: o.clone(),
+                    },
+                );
+            }
+        }
+        Self {
+            vals,
+            committee: genesis.committee.clone(),
+            live,
+            coins,
+            minted: genesis.minted().0,
+            burned: 0,
+            nonce: 0,
+        }
+    }
+
+    /// The committee certificates are checked against.
+    pub fn committee(&self) -> &crate::proto::ledger::Committee {
+        &self.committee
+    }
+
+    /// What `owner`'s coin (the change of its last post) holds.
+    pub fn coin(&self, owner: &PublicKey) -> Option<Amount> {
+        self.coins.get(owner).map(|c| c.output.amount)
+    }
+
+    /// Lock `amount` of `who`'s coin under `terms`; the proof of the new output.
+    pub fn post(&mut self, who: &Identity, terms: BondTerms, amount: u64) -> OutputProof {
+        let coin = self.coins.remove(&who.public_key()).expect("a coin left");
+        let change = coin.output.amount.0 - amount;
+        self.nonce += 1;
+        let order = TransferOrder {
+            epoch: Epoch(0),
+            nonce: self.nonce,
+            inputs: vec![coin],
+            outputs: vec![
+                Output {
+                    owner: who.public_key(),
+                    amount: Amount(amount),
+                    bond: Some(terms),
+                },
+                Output::plain(who.public_key(), Amount(change)),
+            ],
+            fee: Amount::ZERO,
+        };
+        let cert = self
+            .certify(&order.signed_by(&[who]))
+            .expect("posting from a coin certifies");
+        let digest = cert.order.digest();
+        let (cid, cout) = cert.order.created(&digest).nth(1).expect("change");
+        self.coins.insert(
+            who.public_key(),
+            Input {
+                id: cid,
+                output: cout.clone(),
+            },
+        );
+        OutputProof::new(cert, 0)
+    }
+
+    /// Collect every validator's vote; if they form a certificate, apply it everywhere.
+    pub fn certify(&mut self, order: &SignedOrder) -> Option<Certificate> {
         let votes: Vec<_> = self
             .vals
             .iter_mut()
@@ -188,12 +295,14 @@ impl Book {
         Some(cert)
     }
 
-    fn check_conservation(&self) {
+    /// Assert `Σ live + Σ burned == Σ minted`.
+    pub fn check_conservation(&self) {
         let live: u64 = self.live.values().map(|o| o.amount.0).sum();
         assert_eq!(live + self.burned, self.minted, "value not conserved");
     }
 
-    fn balance(&self, owner: &PublicKey) -> u64 {
+    /// Everything `owner` holds (plain and locked).
+    pub fn balance(&self, owner: &PublicKey) -> u64 {
         self.live
             .values()
             .filter(|o| o.owner == *owner)
@@ -217,8 +326,7 @@ pub struct FetchSim {
     cores: Vec<Option<Fetch>>,
     roles: Vec<Role>,
     delayed: Vec<(u64, usize, Outgoing)>,
-    book: Book,
-    coins: BTreeMap<PublicKey, Input>,
+    book: MiniLedger,
     escrows: BTreeMap<[u8; 32], OutputProof>,
     escrow_owner: BTreeMap<[u8; 32], usize>,
     bonds: BTreeMap<usize, OutputProof>,
@@ -274,63 +382,13 @@ impl FetchSim {
         let quorum = u16::try_from(referees.len() * 2 / 3 + 1).expect("few referees");
 
         // Ledger: every peer gets a genesis coin; 4 validators.
-        let validators: Vec<Identity> = (0..4u8)
-            .map(|i| Identity::from_seed([0xA0 + i; 32]))
-            .collect();
         let coin = 100_000u64;
-        let outputs: Vec<Output> = ids
-            .iter()
-            .map(|i| Output::plain(i.public_key(), Amount(coin)))
-            .collect();
-        let vinfo: Vec<_> = validators
-            .iter()
-            .map(|k| (k.public_key(), Amount(1_000_000), Fuel(0)))
-            .collect();
-        let genesis =
-            Genesis::new(outputs, &vinfo, &BondTerms::until(Epoch(1_000)), 4).expect("genesis");
-        let vals = validators
-            .iter()
-            .map(|k| Validator::new(k.clone(), &genesis, MemoryStore::new()).expect("validator"))
-            .collect();
-        let mut live = BTreeMap::new();
-        let mut coins = BTreeMap::new();
-        for (id, o) in genesis.created() {
-            live.insert(id, o.clone());
-            if o.bond.is_none() {
-                coins.insert(
-                    o.owner,
-                    Input {
-                        id,
-                        output: o.clone(),
-                    },
-                );
-            }
-        }
-        let minted = genesis.minted().0;
-        let book = Book {
-            validators,
-            vals,
-            committee: genesis.committee.clone(),
-            live,
-            minted,
-            burned: 0,
-            nonce: 0,
-        };
+        let owners: Vec<PublicKey> = ids.iter().map(Identity::public_key).collect();
+        let book = MiniLedger::new(&owners, coin, Epoch(1_000));
         let initial = ids.iter().map(|i| (i.public_key(), coin)).collect();
 
         // The contract, served by the closest peers to each contract id and by every referee.
-        let wasm = wat::parse_str(ECHO_WAT).expect("valid WAT");
-        let mut host = ContractHost::new(ConsensusParams::default()).expect("host");
-        let code = host.load_code(&wasm).expect("loads");
-        let mut contracts = Vec::new();
-        for c in 0..cfg.contracts {
-            let mut salt = [0u8; 32];
-            salt[..8].copy_from_slice(&(c as u64).to_le_bytes());
-            let (id, _) = host
-                .instantiate(code, Address([9; 32]), &salt, &[], Tick(0), Fuel(1_000_000))
-                .expect("instantiates");
-            contracts.push(id);
-        }
+        let (host, contracts) = echo_contracts(cfg.contracts);
         let mut servers: BTreeMap<usize, Vec<ContractId>> = BTreeMap::new();
         for c in &contracts {
             for s in closest_slots(&sim, &PeerId(c.0), cfg.servers_per_contract) {
@@ -348,7 +406,6 @@ impl FetchSim {
             roles,
             delayed: Vec::new(),
             book,
-            coins,
             escrows: BTreeMap::new(),
             escrow_owner: BTreeMap::new(),
             bonds: BTreeMap::new(),
@@ -367,15 +424,16 @@ impl FetchSim {
             referee_quorum: quorum,
             ..BondTerms::until(Epoch(1_000))
         };
-        let committee = me.book.committee.clone();
+        let committee = me.book.committee().clone();
         for s in 0..n {
             let identity = ids[s].clone();
-            let bond = me.post(s, &identity, bond_terms.clone(), collateral(&cfg));
+            let bond = me
+                .book
+                .post(&identity, bond_terms.clone(), collateral(&cfg));
             let mut root = [0u8; 32];
             root[..8].copy_from_slice(&(s as u64).to_le_bytes());
             root[8] = 0xE5;
-            let escrow = me.post(
-                s,
+            let escrow = me.book.post(
                 &identity,
                 BondTerms {
                     lottery: Some(LotteryTerms::new(root)),
@@ -412,40 +470,6 @@ impl FetchSim {
         }
         me.book.check_conservation();
         me
-    }
-
-    /// Post `amount` from peer `s`'s coin under `terms`; returns the proof of the new output.
-    fn post(&mut self, s: usize, who: &Identity, terms: BondTerms, amount: u64) -> OutputProof {
-        let coin = self.coins.remove(&who.public_key()).expect("a coin left");
-        let change = coin.output.amount.0 - amount;
-        self.book.nonce += 1;
-        let order = TransferOrder {
-            epoch: Epoch(0),
-            nonce: self.book.nonce,
-            inputs: vec![coin],
-            outputs: vec![
-                Output {
-                    owner: who.public_key(),
-                    amount: Amount(amount),
-                    bond: Some(terms),
-                },
-                Output::plain(who.public_key(), Amount(change)),
-            ],
-            fee: Amount::ZERO,
-        };
-        let signed = order.signed_by(&[who]);
-        let cert = self.book.certify(&signed).expect("setup orders certify");
-        let digest = cert.order.digest();
-        let (cid, cout) = cert.order.created(&digest).nth(1).expect("change");
-        self.coins.insert(
-            who.public_key(),
-            Input {
-                id: cid,
-                output: cout.clone(),
-            },
-        );
-        let _ = s;
-        OutputProof::new(cert, 0)
     }
 
     /// Store every block at its closest peers by a random writer, then let the writers go.
@@ -624,10 +648,11 @@ impl FetchSim {
             Outgoing::Forward {
                 key,
                 count,
+                exclude,
                 payload,
             } => {
                 self.sim.with_overlay(slot, |ov, now| {
-                    for p in ov.closest_linked(&key, usize::from(count)) {
+                    for p in ov.closest_linked(&key, usize::from(count), exclude.as_ref()) {
                         ov.send(now, p, true, payload.clone());
                     }
                 });
@@ -740,13 +765,13 @@ impl FetchSim {
                         let who = self.cores[rs].as_ref().map(|c| c.public_key());
                         let amount = collateral(&self.cfg);
                         let can = who
-                            .and_then(|k| self.coins.get(&k))
-                            .is_some_and(|c| c.output.amount.0 > amount);
+                            .and_then(|k| self.book.coin(&k))
+                            .is_some_and(|c| c.0 > amount);
                         let terms = self.rebond_terms();
                         if let (true, Some(terms)) = (can, terms) {
                             let identity = self.sim.overlay(rs).map(|o| o.identity().clone());
                             if let Some(identity) = identity {
-                                let p = self.post(rs, &identity, terms, amount);
+                                let p = self.book.post(&identity, terms, amount);
                                 self.report.ledger_ops += 1;
                                 self.bonds.insert(rs, p.clone());
                                 if let Some(c) = self.cores[rs].as_mut() {
@@ -820,7 +845,6 @@ impl FetchSim {
         self.report.liar_net = liar;
         self.report.honest_net = honest;
         self.book.check_conservation();
-        let _ = &self.book.validators;
     }
 
     /// Liars that lost at least one bond.

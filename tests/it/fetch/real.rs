@@ -6,11 +6,10 @@
 use std::future::Future as _;
 use std::time::{Duration, Instant};
 
-use meshwork::proto::contract::{Address, ConsensusParams, ContractHost, Fuel, Tick};
 use meshwork::proto::fetch::{Fetch, FetchConfig, FetchError, FetchEvent, Method, Request};
 use meshwork::proto::identity::{Identity, PeerId};
 use meshwork::proto::overlay::OverlayConfig;
-use meshwork::sim::fetch::ECHO_WAT;
+use meshwork::sim::fetch::echo_contracts;
 use meshwork::transport::NodeEvent;
 use meshwork::transport::signalling::{SignallingConfig, SignallingServer};
 use sha2::{Digest, Sha256};
@@ -65,19 +64,8 @@ fn fetch_over_real_links_answers_and_survives_a_killed_responder() {
         .expect("start signalling server");
         let url = server.room_url("fetch");
         let mut mesh = Mesh::new();
-        let wasm = wat::parse_str(ECHO_WAT).expect("wat");
-        let mut host = ContractHost::new(ConsensusParams::default()).expect("host");
-        let code = host.load_code(&wasm).expect("code");
-        let (contract, _) = host
-            .instantiate(
-                code,
-                Address([1; 32]),
-                &[0; 32],
-                &[],
-                Tick(0),
-                Fuel(1_000_000),
-            )
-            .expect("instantiates");
+        let (host, ids) = echo_contracts(1);
+        let contract = ids[0];
         let block = b"a block that outlives its writer".repeat(40);
         let hash: [u8; 32] = Sha256::digest(&block).into();
         for i in 0..N {
