@@ -6,4 +6,5 @@ pub mod contract;
 pub mod identity;
 pub mod ledger;
 pub mod overlay;
+pub mod referee;
 pub mod wire;
