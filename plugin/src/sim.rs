@@ -11,6 +11,7 @@
 //! the same mesh).
 
 pub mod ledger;
+pub mod sessions;
 
 use std::collections::{BTreeMap, BTreeSet};
 
