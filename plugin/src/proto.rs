@@ -7,4 +7,5 @@ pub mod fetch;
 pub mod identity;
 pub mod ledger;
 pub mod overlay;
+pub mod referee;
 pub mod wire;

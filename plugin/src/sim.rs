@@ -12,6 +12,7 @@
 
 pub mod fetch;
 pub mod ledger;
+pub mod sessions;
 
 use std::collections::{BTreeMap, BTreeSet};
 

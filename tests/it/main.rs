@@ -12,3 +12,4 @@ mod overlay_sim;
 #[cfg(feature = "signalling")]
 mod real_links;
 mod seeds;
+mod sessions;
