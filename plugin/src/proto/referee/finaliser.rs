@@ -245,6 +245,8 @@ impl Finaliser {
             let verdict = Verdict {
                 bond: share.bond,
                 case: self.digest.0,
+                // Session bonds name their beneficiaries in their terms.
+                beneficiaries: Vec::new(),
                 signatures: shares.values().map(|s| (s.referee, s.signature)).collect(),
             };
             let claim = *self

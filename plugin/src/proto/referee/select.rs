@@ -176,6 +176,7 @@ impl Panel {
             beneficiaries,
             referees,
             referee_quorum: u16::try_from(self.verdict_quorum()).expect("≤ PANEL_MAX"),
+            lottery: None,
         }
     }
 }

@@ -132,10 +132,12 @@ impl VerdictShare {
             beneficiaries: Vec::new(),
             referees: vec![self.referee],
             referee_quorum: 1,
+            lottery: None,
         };
         Verdict {
             bond: self.bond,
             case: self.checkpoint.0,
+            beneficiaries: Vec::new(),
             signatures: vec![(self.referee, self.signature)],
         }
         .verify(&terms)
