@@ -4,6 +4,8 @@
 //!   ed25519 batch, input state, lock recorded in the store, vote signed), batched and one by one;
 //! - certificates verified per second per core (all vote signatures of a certificate in one batch,
 //!   and many certificates per batch);
+//! - lottery tickets: ticket signature checks per second, and redemptions (a winning ticket paid
+//!   from an escrow) validated and voted per second per core;
 //! - settlement latency in round trips, measured on the ledger simulator with a fixed one-way
 //!   latency (so a round trip is exactly 2 × latency), without and with byzantine validators.
 //!
@@ -15,9 +17,11 @@ use std::time::Instant;
 use ed25519_dalek::{Signer, SigningKey};
 use meshwork::proto::contract::Fuel;
 use meshwork::proto::identity::Identity;
+use meshwork::proto::ledger::ticket::{commit, draw};
 use meshwork::proto::ledger::{
     Amount, BondTerms, Certificate, Epoch, Genesis, Input, MemoryStore, Output, SignedOrder,
-    TransferOrder, Validator, Vote, verify_batch,
+    SignedTicket, Ticket, TransferOrder, Validator, Vote, WinningTicket, verify_batch,
+    win_threshold_for,
 };
 use meshwork::sim::ledger::{LedgerSim, LedgerSimConfig};
 
@@ -39,9 +43,13 @@ struct Setup {
 }
 
 fn setup() -> Setup {
+    setup_with(OUTPUTS)
+}
+
+fn setup_with(coins: usize) -> Setup {
     let validators: Vec<_> = (0..VALIDATORS).map(|i| id(1, i)).collect();
     let owners: Vec<_> = (0..OWNERS).map(|i| id(2, i)).collect();
-    let outputs = (0..OUTPUTS)
+    let outputs = (0..coins)
         .map(|i| Output::plain(owners[i % OWNERS].public_key(), Amount(1_000)))
         .collect();
     let vinfo: Vec<_> = validators
@@ -82,6 +90,81 @@ fn orders_for(s: &Setup, v: usize) -> Vec<SignedOrder> {
                 fee: Amount(1),
             }
             .signed_by(&[owner])
+        })
+        .collect()
+}
+
+/// Escrows instead of coins: output `i` is an escrow of 1,000 owned by owner `i % OWNERS`,
+/// lineage root `i`.
+fn setup_escrows(escrows: usize) -> Setup {
+    let base = setup_with(0);
+    let outputs = (0..escrows)
+        .map(|i| Output {
+            owner: base.owners[i % OWNERS].public_key(),
+            amount: Amount(1_000),
+            bond: Some(BondTerms::escrow(Epoch(10), root(i))),
+        })
+        .collect();
+    let vinfo: Vec<_> = base
+        .validators
+        .iter()
+        .map(|k| (k.public_key(), Amount(10_000), Fuel(0)))
+        .collect();
+    let terms = BondTerms::until(Epoch(10));
+    Setup {
+        genesis: Genesis::new(outputs, &vinfo, &terms, SHARD).expect("genesis"),
+        ..base
+    }
+}
+
+fn root(i: usize) -> [u8; 32] {
+    let mut r = [0xe5; 32];
+    r[..8].copy_from_slice(&(i as u64).to_le_bytes());
+    r
+}
+
+/// For each escrow validator `v` is responsible for, a redemption of a ticket of face 100 at
+/// P(win) = 1/100 (fee 1), with a winning reveal found by drawing secrets.
+fn redemptions_for(s: &Setup, v: usize) -> Vec<SignedOrder> {
+    let c = &s.genesis.committee;
+    let me = c.index_of(&s.validators[v].public_key()).expect("member");
+    let threshold = win_threshold_for(Amount(1), Amount(100)).expect("valid");
+    s.genesis
+        .created()
+        .enumerate()
+        .filter(|(_, (oid, o))| {
+            o.bond.as_ref().is_some_and(|t| t.lottery.is_some()) && c.shard(oid).contains(&me)
+        })
+        .map(|(i, (oid, o))| {
+            let payer = &s.owners[i % OWNERS];
+            let mut n = 0u64;
+            loop {
+                let mut secret = [7; 32];
+                secret[..8].copy_from_slice(&n.to_le_bytes());
+                let ticket = Ticket {
+                    escrow_root: root(i),
+                    payer: payer.public_key(),
+                    payee: s.owners[(i + 1) % OWNERS].public_key(),
+                    face: Amount(100),
+                    win_threshold: threshold,
+                    payee_commit: commit(&secret),
+                    payer_rand: [i as u8; 32],
+                    expiry: Epoch(10),
+                };
+                if draw(&ticket.id(), &secret) < threshold {
+                    let winning = WinningTicket {
+                        ticket: SignedTicket::sign(payer, ticket),
+                        reveal: secret,
+                    };
+                    let escrow = Input {
+                        id: oid,
+                        output: o.clone(),
+                    };
+                    return SignedOrder::redeem(Epoch(0), escrow, winning, Amount::ZERO)
+                        .expect("a winning redemption");
+                }
+                n += 1;
+            }
         })
         .collect()
 }
@@ -193,6 +276,41 @@ fn main() {
         certs[0].votes.len()
     );
     println!("  certificates verified, 16 per batch                : {many:>9.0} /s per core");
+
+    // Lottery tickets: only winners reach the ledger, as redemptions.
+    let e = setup_escrows(8_000);
+    let redemptions = redemptions_for(&e, 0);
+    let tickets: Vec<&SignedTicket> = redemptions
+        .iter()
+        .filter_map(|o| match &o.authority {
+            meshwork::proto::ledger::Authority::Redeem(w) => Some(&w.ticket),
+            _ => None,
+        })
+        .collect();
+    let checks = best(&mut || {
+        let t = Instant::now();
+        for ticket in &tickets {
+            ticket.verify().expect("valid ticket");
+        }
+        tickets.len() as f64 / t.elapsed().as_secs_f64()
+    });
+    println!(
+        "  ticket signatures checked, one by one   : {checks:>9.0} /s per core   ({} tickets; id \
+         hash + ed25519 verify — what a payee does per paid response)",
+        tickets.len()
+    );
+    let _ = orders_per_s(&e, &redemptions[..redemptions.len().min(200)], 64);
+    let redeemed = best(&mut || orders_per_s(&e, &redemptions, 64).0);
+    let redeemed_one = best(&mut || orders_per_s(&e, &redemptions, 1).0);
+    println!(
+        "  redemptions validated + voted, batches of 64: {redeemed:>9.0} /s per core   ({} \
+         redemptions; ticket signature batched, draw, outputs rebuilt, lock, vote)",
+        redemptions.len()
+    );
+    println!(
+        "  redemptions validated + voted, one by one   : {redeemed_one:>9.0} /s per core   \
+         (at fee/face = 1/100 one redemption settles ~100 paid responses)"
+    );
 
     // Settlement latency on the simulator, fixed 50 ms one way (round trip 100 ms).
     for (label, equivocators, withholders) in [("honest committee", 0, 0), ("20% byzantine", 7, 6)]

@@ -371,6 +371,19 @@ mod tests {
         (validator, user, g)
     }
 
+    /// An escrow output with a redeemed ticket: the richest output the store holds.
+    fn escrow(user: &Identity) -> Output {
+        let mut terms = BondTerms::escrow(Epoch(5), [6; 32]);
+        if let Some(l) = terms.lottery.as_mut() {
+            l.redeemed.push(crate::proto::ledger::TicketId([7; 32]));
+        }
+        Output {
+            owner: user.public_key(),
+            amount: Amount(40),
+            bond: Some(terms),
+        }
+    }
+
     #[test]
     fn reopening_keeps_outputs_locks_committees_and_handoffs() {
         let dir = TempDir::new("reopen");
@@ -390,6 +403,10 @@ mod tests {
                     input: oid(2),
                     order: digest(8),
                 },
+                StoreOp::Create {
+                    id: oid(4),
+                    output: escrow(&user),
+                },
                 StoreOp::Committee(Box::new(g.committee.clone())),
                 StoreOp::Handoff {
                     epoch: Epoch(1),
@@ -408,6 +425,11 @@ mod tests {
         assert_eq!(one.spent, None);
         assert_eq!(s.output(&oid(2)).expect("read").spent, Some(digest(8)));
         assert_eq!(s.output(&oid(3)).expect("read"), OutputState::default());
+        assert_eq!(
+            s.output(&oid(4)).expect("read").output,
+            Some(escrow(&user)),
+            "an escrow's lottery terms survive the store"
+        );
         assert_eq!(
             s.locks().expect("locks"),
             vec![(oid(1), digest(9)), (oid(2), digest(8))]

@@ -65,6 +65,13 @@
 //! # Ok::<(), LedgerError>(())
 //! ```
 //!
+//! # Lottery tickets
+//!
+//! Paid fetch responses use probabilistic micropayments ([`ticket`]): the payer signs tickets
+//! drawn on an escrow (a bond with [`LotteryTerms`]) and only winning tickets reach the ledger,
+//! as [`Authority::Redeem`] orders whose outputs the ticket fixes. [`OutputProof`] lets a payee
+//! check an escrow (or a responder's bond) offline against the committee.
+//!
 //! Value is conserved: `Σ inputs == Σ outputs + fee` for every order, fees are burned, so
 //! `Σ unspent outputs + Σ burned == Σ minted (genesis)` holds for any set of non-conflicting
 //! certificates.
@@ -97,7 +104,8 @@
 //! order digest   sha256("meshwork/ledger/order\0" ‖ bincode(TransferOrder))   owners sign it
 //! output id      sha256("meshwork/ledger/output\0" ‖ order digest ‖ index u16 LE)
 //! vote           leaves u16 LE ‖ Merkle root of the batch's order digests      (34 bytes)
-//! verdict        bond output id ‖ case                                         (64 bytes)
+//! verdict        bond output id ‖ case ‖ beneficiaries (32 bytes each)         (64 + 32·n bytes)
+//! ticket id      sha256("meshwork/ledger/ticket\0" ‖ 184-byte ticket encoding)  the payer signs it
 //! work, reconfig sha256(tag ‖ bincode(WorkAttestation | Committee))
 //! handoff        sha256("meshwork/ledger/handoff\0" ‖ bincode((epoch, part, parts, locks)))
 //! ```

@@ -3,7 +3,8 @@
 //! and a direct network keeps 1,000-client runs fast). Everything derives from one seed:
 //! per-pair latency (fixed, so pairs are FIFO), loss, partitions, which validators are byzantine
 //! (equivocating: vote for every order; withholding: never answer), which clients double-spend,
-//! and the payments. The same seed gives the same trace hash.
+//! the payments, and the lottery tickets paid from a few clients' escrows (`tickets.rs`: winners
+//! are redeemed). The same seed gives the same trace hash.
 //!
 //! A [`Checker`] watches every certificate the wallets form and asserts, after every step:
 //! no two certificates spend one input, every certificate's inputs existed with the claimed
@@ -23,6 +24,7 @@ use rand_core::{RngCore, SeedableRng};
 use sha2::{Digest, Sha256};
 
 mod check;
+mod tickets;
 
 pub use check::{Checker, all_shards};
 
@@ -61,6 +63,14 @@ pub struct LedgerSimConfig {
     pub payments_per_s: u64,
     /// Each client's genesis coin.
     pub coin: u64,
+    /// Honest clients that open an escrow (of 10 × `ticket_face`) and pay lottery tickets.
+    pub ticket_payers: usize,
+    /// Tickets issued per simulated second (paid responses, all payers together).
+    pub tickets_per_s: u64,
+    /// A ticket's expected value.
+    pub ticket_fee: u64,
+    /// A winning ticket's value (`P(win) = ticket_fee / ticket_face`).
+    pub ticket_face: u64,
 }
 
 impl Default for LedgerSimConfig {
@@ -78,6 +88,10 @@ impl Default for LedgerSimConfig {
             loss_ppm: 20_000,
             payments_per_s: 6,
             coin: 100_000,
+            ticket_payers: 8,
+            tickets_per_s: 20,
+            ticket_fee: 10,
+            ticket_face: 1_000,
         }
     }
 }
@@ -122,6 +136,16 @@ pub struct LedgerReport {
     pub delivered: u64,
     /// See `delivered`.
     pub dropped: u64,
+    /// Lottery tickets issued (paid responses).
+    pub tickets_issued: u64,
+    /// Of those, winning.
+    pub tickets_won: u64,
+    /// Redemptions submitted.
+    pub redemptions: u64,
+    /// Of those, certified.
+    pub redemptions_settled: u64,
+    /// Winning tickets not paid (their escrow was drained).
+    pub tickets_unpaid: u64,
     /// Settlement latency of honest payments settled in their first attempt, in round trips
     /// (elapsed / the mean round trip of the run's latency range), sorted.
     pub round_trips: Vec<f64>,
@@ -159,6 +183,7 @@ pub struct LedgerSim {
     report: LedgerReport,
     paying: bool,
     pay_credit: u64,
+    tickets: tickets::Tickets,
 }
 
 /// A message in flight: `(arrival ms, sequence, to, from, bytes)`.
@@ -276,6 +301,7 @@ impl LedgerSim {
             report: LedgerReport::default(),
             paying: true,
             pay_credit: 0,
+            tickets: tickets::Tickets::default(),
         }
     }
 
@@ -353,6 +379,16 @@ impl LedgerSim {
             .validators()
             .iter()
             .filter(|v| self.checker.spent_by.contains_key(&v.bond))
+            .count() as u64;
+        r.tickets_issued = self.tickets.issued;
+        r.tickets_won = self.tickets.won;
+        r.tickets_unpaid = self.tickets.unpaid;
+        r.redemptions = self.tickets.redemptions.len() as u64;
+        r.redemptions_settled = self
+            .tickets
+            .redemptions
+            .keys()
+            .filter(|d| self.checker.is_certified(d))
             .count() as u64;
         r.round_trips.sort_by(f64::total_cmp);
         r
@@ -450,6 +486,7 @@ impl LedgerSim {
             }
             self.drain(n);
         }
+        self.tick_tickets(self.paying);
         if !self.paying {
             return;
         }
@@ -590,6 +627,7 @@ impl LedgerSim {
     fn drain(&mut self, n: usize) {
         let mut out = Vec::new();
         let mut settled = Vec::new();
+        let mut failed = Vec::new();
         match &mut self.nodes[n] {
             Node::Validator { core, .. } => {
                 while let Some(m) = core.poll_transmit() {
@@ -606,13 +644,14 @@ impl LedgerSim {
                     out.push(m);
                 }
                 while let Some(e) = wallet.poll_event() {
-                    if let WalletEvent::Settled {
-                        certificate,
-                        elapsed_ms,
-                        order,
-                    } = e
-                    {
-                        settled.push((order, elapsed_ms, certificate));
+                    match e {
+                        WalletEvent::Settled {
+                            certificate,
+                            elapsed_ms,
+                            order,
+                        } => settled.push((order, elapsed_ms, certificate)),
+                        WalletEvent::Failed { order, .. } => failed.push(order),
+                        _ => {}
                     }
                 }
             }
@@ -624,6 +663,9 @@ impl LedgerSim {
                     .round_trips
                     .push(elapsed_ms as f64 / self.mean_rtt_ms());
             }
+        }
+        for order in failed {
+            self.redemption_failed(&order);
         }
         for (to, m) in out {
             self.send(n, to, &m);

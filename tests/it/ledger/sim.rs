@@ -1,5 +1,6 @@
 //! The ledger on the simulator: 1,000 clients, 64 validators (20% byzantine: equivocating or
-//! withholding), double-spending clients, loss and a partition. Checked after every step:
+//! withholding), double-spending clients, lottery tickets redeemed from escrows, loss and a
+//! partition. Checked after every step:
 //! no two certificates for one input, value conserved; after the heal: every honest payment
 //! settled, caught equivocators lost their bonds. Same seed, same trace hash.
 
@@ -59,6 +60,21 @@ fn ledger_sim_safe_live_and_punishing() {
             assert!(r.double_spends > 0, "the run tried double spends");
             assert!(r.equivocators_caught > 0, "some equivocation surfaced");
             assert_eq!(r.bonds_forfeited, r.equivocators_caught);
+            println!(
+                "seed {seed}: tickets issued {} won {} (P = 1/100); redemptions {} settled {}; \
+                 unpaid (drained escrow) {}",
+                r.tickets_issued,
+                r.tickets_won,
+                r.redemptions,
+                r.redemptions_settled,
+                r.tickets_unpaid,
+            );
+            assert!(r.redemptions > 10, "the run redeemed tickets");
+            assert_eq!(
+                r.redemptions_settled, r.redemptions,
+                "every redemption from a free escrow output settles"
+            );
+            assert_eq!(r.tickets_won, r.redemptions + r.tickets_unpaid);
         });
     }
 }

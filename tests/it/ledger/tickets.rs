@@ -691,6 +691,24 @@ fn a_verdict_names_the_beneficiaries_of_a_bond_without_any() {
         std::slice::from_ref(&proof),
         LedgerError::BadSignature,
     );
+    // The same beneficiary twice (a double share) is refused.
+    let twice = vec![f.users[0].public_key(), f.users[0].public_key()];
+    let dup = Verdict {
+        bond: bond.id,
+        case,
+        beneficiaries: twice.clone(),
+        signatures: vec![
+            Verdict::sign_naming(&f.users[1], &bond.id, &case, &twice),
+            Verdict::sign_naming(&f.users[3], &bond.id, &case, &twice),
+        ],
+    };
+    let o = SignedOrder::forfeit(Epoch(0), bond.clone(), Evidence::Verdict(dup)).expect("o");
+    refused(
+        &mut f,
+        &o,
+        std::slice::from_ref(&proof),
+        LedgerError::Malformed("duplicate verdict beneficiary"),
+    );
     // Outputs other than the verdict's split are refused.
     let mut o = SignedOrder::forfeit(Epoch(0), bond.clone(), Evidence::Verdict(verdict.clone()))
         .expect("o");

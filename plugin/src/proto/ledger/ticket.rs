@@ -6,6 +6,51 @@
 //! ([`SignedOrder::redeem`](super::SignedOrder::redeem)): 1,000 paid requests at fee 10 and face
 //! 1,000 cost about 10 ledger orders, plus the one that funded the escrow.
 //!
+//! ```
+//! use meshwork::proto::identity::Identity;
+//! use meshwork::proto::ledger::ticket::commit;
+//! use meshwork::proto::ledger::*;
+//!
+//! let payer = Identity::from_seed([1; 32]);
+//! let payee = Identity::from_seed([2; 32]);
+//! // The payer's escrow (normally opened with `Wallet::open_escrow` and shown to payees with an
+//! // `OutputProof`): 5,000 for lineage [9; 32], locked through epoch 8.
+//! let escrow = Input {
+//!     id: OutputId([0; 32]),
+//!     output: Output {
+//!         owner: payer.public_key(),
+//!         amount: Amount(5_000),
+//!         bond: Some(BondTerms::escrow(Epoch(8), [9; 32])),
+//!     },
+//! };
+//! // The payee committed to a secret in its signed response; the payer pays a fee of 10 with a
+//! // ticket of face 1,000 (P(win) = 1/100).
+//! let secret = [7; 32];
+//! let face = Amount(1_000);
+//! let mut ticket = Ticket {
+//!     escrow_root: [9; 32],
+//!     payer: payer.public_key(),
+//!     payee: payee.public_key(),
+//!     face,
+//!     win_threshold: win_threshold_for(Amount(10), face)?,
+//!     payee_commit: commit(&secret),
+//!     payer_rand: [0; 32],
+//!     expiry: Epoch(4),
+//! };
+//! // (Here the payer draws until a ticket wins, to show a redemption; really it draws once.)
+//! while !ticket.wins(&ticket.id(), &secret) {
+//!     ticket.payer_rand[0] += 1;
+//! }
+//! let signed = SignedTicket::sign(&payer, ticket);
+//! signed.verify()?;
+//! // The payee redeems the winner: face − fee to it, the rest stays in the escrow lineage.
+//! let winning = WinningTicket { ticket: signed, reveal: secret };
+//! let order = SignedOrder::redeem(Epoch(0), escrow, winning, Amount(1))?;
+//! assert_eq!(order.order.outputs[0], Output::plain(payee.public_key(), Amount(999)));
+//! assert_eq!(order.order.outputs[1].amount, Amount(4_000));
+//! # Ok::<(), LedgerError>(())
+//! ```
+//!
 //! # Escrow
 //!
 //! An escrow is a bond output ([`BondTerms`](super::BondTerms)) with [`LotteryTerms`]: a lineage

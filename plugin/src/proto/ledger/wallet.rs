@@ -713,7 +713,8 @@ impl Wallet {
                     .map(|(_, o)| o.amount)
                     .next()
                     .unwrap_or(Amount::ZERO);
-                escrow_paid = Some((id, coin.output.amount.checked_sub(change)?));
+                // Saturating: nothing below may fail half-way through this update.
+                escrow_paid = Some((id, Amount(coin.output.amount.0.saturating_sub(change.0))));
             }
         }
         if let Some((escrow, paid)) = escrow_paid {
