@@ -20,6 +20,7 @@
 
 pub mod fetch;
 pub mod ledger;
+pub mod session;
 
 use std::collections::BTreeMap;
 
@@ -39,6 +40,7 @@ pub mod prelude {
         LedgerConfig, LedgerPlugin, LedgerReceived, LedgerTransmit, PaymentError, PaymentFailed,
         PaymentReceived, PaymentSettled, SendPayment, Wallet,
     };
+    pub use super::session::{CheatDetected, CheckpointFinalised, SubmitFrame, attach_session};
     pub use super::{
         LocalPeer, MeshworkConfig, MeshworkPlugin, MeshworkSystems, MessageReceived, PeerJoined,
         PeerLeft, Peers, Published, SendMessage, Subscribe,
@@ -336,6 +338,7 @@ impl Plugin for MeshworkPlugin {
             .add_message::<SendMessage>()
             .add_message::<Subscribe>()
             .add_plugins(fetch::FetchGlue)
+            .add_plugins(session::SessionGlue)
             .register_diagnostic(Diagnostic::new(diagnostics::PEERS))
             .register_diagnostic(Diagnostic::new(diagnostics::RTT_MS).with_suffix("ms"))
             .register_diagnostic(Diagnostic::new(diagnostics::BYTES_IN_PER_S).with_suffix("B/s"))
@@ -373,6 +376,7 @@ fn receive(
     mut received: MessageWriter<MessageReceived>,
     mut published: MessageWriter<Published>,
     mut fetch_inbox: ResMut<fetch::FetchInbox>,
+    mut session_inbox: ResMut<session::SessionInbox>,
 ) {
     let node = &mut *node;
     let mut events = std::mem::take(&mut node.pending);
@@ -413,6 +417,7 @@ fn receive(
             }
             NodeEvent::LookupDone { .. } => {}
             NodeEvent::Fetch(ev) => fetch_inbox.0.push(ev),
+            NodeEvent::Session(ev) => session_inbox.0.push(ev),
         }
     }
 }

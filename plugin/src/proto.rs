@@ -8,4 +8,5 @@ pub mod identity;
 pub mod ledger;
 pub mod overlay;
 pub mod referee;
+pub mod session;
 pub mod wire;

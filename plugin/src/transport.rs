@@ -13,6 +13,7 @@ pub mod signalling;
 use crate::proto::fetch::{Fetch, FetchEvent, Outgoing, SERVICE_FETCH};
 use crate::proto::identity::PeerId;
 use crate::proto::overlay::{Event, LinkId, Overlay, TransportId};
+use crate::proto::session::{SERVICE_SESSION, SessionEvent, SessionService};
 
 /// The service tag in front of application payloads in routed overlay messages (fetch uses
 /// [`SERVICE_FETCH`]). A payload with an unknown tag is dropped.
@@ -103,6 +104,8 @@ pub enum NodeEvent {
     },
     /// Something the fetch core reports (answers, payments, verdicts, custom-path requests).
     Fetch(FetchEvent),
+    /// Something the session service reports (finality, cheats, referee duties).
+    Session(SessionEvent),
 }
 
 /// One overlay core driven by one transport: the glue shared by the Bevy plugin, the node binary
@@ -114,6 +117,9 @@ pub struct Node<T: Transport> {
     pub transport: T,
     /// The fetch core, if this node requests or serves (see [`Node::with_fetch`]).
     pub fetch: Option<Fetch>,
+    /// The session service, if this node plays sessions or referees them
+    /// (see [`Node::with_session`]).
+    pub session: Option<SessionService>,
     client: Option<client::FetchClient>,
     scratch: Vec<TransportEvent>,
 }
@@ -133,6 +139,7 @@ impl<T: Transport> Node<T> {
             overlay,
             transport,
             fetch: None,
+            session: None,
             client: None,
             scratch: Vec::new(),
         }
@@ -173,8 +180,19 @@ impl<T: Transport> Node<T> {
         {
             f.handle_timeout(now_ms);
         }
+        if let Some(s) = self.session.as_mut()
+            && s.poll_timeout() <= now_ms
+        {
+            s.handle_timeout(now_ms);
+        }
         self.flush(now_ms, &mut out);
         out
+    }
+
+    /// Attach a session service (its identity should be the overlay's).
+    pub fn with_session(mut self, session: SessionService) -> Self {
+        self.session = Some(session);
+        self
     }
 
     /// An async handle for starting fetches on this node's core (created on first use). Its
@@ -183,6 +201,19 @@ impl<T: Transport> Node<T> {
         self.client
             .get_or_insert_with(client::FetchClient::default)
             .clone()
+    }
+
+    /// Move the session service's sends onto the overlay and its events out.
+    fn pump_session(&mut self, now_ms: u64, out: &mut Vec<NodeEvent>) {
+        let Some(s) = self.session.as_mut() else {
+            return;
+        };
+        while let Some((to, payload)) = s.poll_send() {
+            self.overlay.send(now_ms, to, true, payload);
+        }
+        while let Some(ev) = s.poll_event() {
+            out.push(NodeEvent::Session(ev));
+        }
     }
 
     /// Move the fetch core's sends onto the overlay and its events out.
@@ -233,6 +264,7 @@ impl<T: Transport> Node<T> {
     pub fn flush(&mut self, now_ms: u64, out: &mut Vec<NodeEvent>) {
         loop {
             self.pump_fetch(now_ms, out);
+            self.pump_session(now_ms, out);
             while let Some(t) = self.overlay.poll_transmit() {
                 self.transport.send(t.link, t.frame);
             }
@@ -259,6 +291,13 @@ impl<T: Transport> Node<T> {
                             && let Err(e) = f.handle_message(now_ms, origin, rest)
                         {
                             tracing::debug!(%e, "dropped a fetch message");
+                        }
+                    }
+                    Some((&SERVICE_SESSION, rest)) => {
+                        if let Some(s) = self.session.as_mut()
+                            && let Err(e) = s.handle_message(now_ms, origin, rest)
+                        {
+                            tracing::debug!(%e, "dropped a session message");
                         }
                     }
                     _ => tracing::debug!("dropped a routed message with an unknown service tag"),

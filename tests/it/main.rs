@@ -12,4 +12,5 @@ mod overlay_sim;
 #[cfg(feature = "signalling")]
 mod real_links;
 mod seeds;
+mod session_net;
 mod sessions;
