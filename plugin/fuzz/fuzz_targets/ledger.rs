@@ -91,7 +91,7 @@ fn fixture() -> &'static Fixture {
             id,
             output: output.clone(),
         };
-        let order = SignedOrder::redeem(Epoch(0), escrow, winning, Amount(1)).expect("redeem");
+        let order = SignedOrder::redeem(Epoch(0), escrow, winning, Amount(0)).expect("redeem");
         let redeem = LedgerMsg::Order {
             order,
             proofs: Vec::new(),

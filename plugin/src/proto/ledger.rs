@@ -266,13 +266,14 @@ pub enum LedgerError {
     /// The ticket does not win with this reveal.
     #[error("losing ticket")]
     TicketLost,
-    /// The redemption's fee exceeds what the ticket pays.
-    #[error("redemption fee {fee} above the paid amount {paid}")]
-    RedeemFeeAbovePaid {
+    /// A redemption must burn no fee: then its order is fully determined by the escrow and the
+    /// winning ticket, so a copy relayed by anyone is the same order and cannot conflict with it
+    /// (with a free fee, anyone who saw the ticket could race a differently-feed copy and get
+    /// both stuck).
+    #[error("a redemption burns no fee (got {fee})")]
+    RedeemFee {
         /// The order's fee.
         fee: u64,
-        /// `min(face, escrow)`.
-        paid: u64,
     },
     /// A redemption order of the wrong shape (inputs, nonce, outputs).
     #[error("bad redemption: {0}")]

@@ -267,14 +267,14 @@ fn a_winning_ticket_redeems_and_pays() {
         ticket: SignedTicket::sign(&f.users[0], t),
         reveal: secret(9),
     };
-    let order = SignedOrder::redeem(Epoch(0), escrow.clone(), win, Amount(2)).expect("builds");
+    let order = SignedOrder::redeem(Epoch(0), escrow.clone(), win, Amount(0)).expect("builds");
     assert_eq!(order.order.nonce, 0);
     let cert = certify(&mut f, &order, std::slice::from_ref(&proof));
     let digest = cert.verify(&f.genesis.committee).expect("certified");
-    // The payee gets face − fee; the escrow's change keeps its terms plus the ticket id.
+    // The payee gets the face; the escrow's change keeps its terms plus the ticket id.
     let out = &cert.order.outputs;
     assert_eq!(out.len(), 2);
-    assert_eq!(out[0], Output::plain(f.users[1].public_key(), Amount(248)));
+    assert_eq!(out[0], Output::plain(f.users[1].public_key(), Amount(250)));
     assert_eq!(out[1].owner, f.users[0].public_key());
     assert_eq!(out[1].amount, Amount(350));
     let terms = out[1].bond.as_ref().expect("still a bond");
@@ -286,8 +286,8 @@ fn a_winning_ticket_redeems_and_pays() {
             redeemed: vec![id]
         })
     );
-    // Value conserved: 600 = 248 + 350 + 2.
-    assert_eq!(248 + 350 + 2, escrow.output.amount.0);
+    // Value conserved: 600 = 250 + 350.
+    assert_eq!(250 + 350, escrow.output.amount.0);
     for v in &mut f.vals {
         v.handle_certificate(&cert).expect("accepted");
         let state = v.store().output(&escrow.id).expect("read");
@@ -299,7 +299,7 @@ fn a_winning_ticket_redeems_and_pays() {
         epoch: Epoch(0),
         nonce: 1,
         inputs: vec![payee_coin],
-        outputs: vec![Output::plain(f.users[2].public_key(), Amount(248))],
+        outputs: vec![Output::plain(f.users[2].public_key(), Amount(250))],
         fee: Amount::ZERO,
     }
     .signed_by(&[&f.users[1]]);
@@ -445,13 +445,10 @@ fn bad_redemptions_are_refused_with_typed_errors_and_lock_nothing() {
         LedgerError::BadRedemption("a redemption has nonce 0"),
     );
 
-    // A fee above what the ticket pays.
+    // Any fee: a redemption burns none, so no copy of it can differ.
     assert_eq!(
-        SignedOrder::redeem(Epoch(0), escrow.clone(), w.clone(), Amount(101)),
-        Err(LedgerError::RedeemFeeAbovePaid {
-            fee: 101,
-            paid: 100
-        })
+        SignedOrder::redeem(Epoch(0), escrow.clone(), w.clone(), Amount(1)),
+        Err(LedgerError::RedeemFee { fee: 1 })
     );
     let o = raw(
         &escrow,
@@ -462,15 +459,7 @@ fn bad_redemptions_are_refused_with_typed_errors_and_lock_nothing() {
             ..would_pay(&escrow, &w.ticket.ticket, 0)[1].clone()
         }],
     );
-    refused(
-        &mut f,
-        &o,
-        proofs,
-        LedgerError::RedeemFeeAbovePaid {
-            fee: 101,
-            paid: 100,
-        },
-    );
+    refused(&mut f, &o, proofs, LedgerError::RedeemFee { fee: 101 });
 
     // The owner cannot spend the escrow before its expiry: it stays for tickets.
     let grab = TransferOrder {
@@ -494,7 +483,7 @@ fn a_ticket_pays_once_and_a_full_escrow_pays_no_more() {
     let (escrow, proof) = escrow(&mut f);
     let first = winning(&f, 1, 100, 1);
     let second = winning(&f, 2, 150, 2);
-    let a = SignedOrder::redeem(Epoch(0), escrow.clone(), first.clone(), Amount(1)).expect("a");
+    let a = SignedOrder::redeem(Epoch(0), escrow.clone(), first.clone(), Amount(0)).expect("a");
     let cert_a = certify(&mut f, &a, std::slice::from_ref(&proof));
     // A second ticket racing the first on the same escrow output conflicts like any order.
     let racing =
@@ -851,11 +840,11 @@ fn wallets_open_an_escrow_and_redeem_tickets_from_it() {
     let w = winning(&net.f, 1, 120, 1);
     let input = proof.input().expect("input");
     net.wallet(1)
-        .redeem(0, w, input, Some(proof.certificate.clone()), Amount(2))
+        .redeem(0, w, input, Some(proof.certificate.clone()), Amount(0))
         .expect("redeem");
     net.run();
     assert_eq!(net.settled(), 2);
-    assert_eq!(net.wallet(1).balance(), Amount(1_118));
+    assert_eq!(net.wallet(1).balance(), Amount(1_120));
     // The payer follows its escrow: the change replaced the spent output.
     let (change_id, change) = net
         .wallet(0)

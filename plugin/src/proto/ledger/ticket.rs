@@ -43,10 +43,11 @@
 //! }
 //! let signed = SignedTicket::sign(&payer, ticket);
 //! signed.verify()?;
-//! // The payee redeems the winner: face − fee to it, the rest stays in the escrow lineage.
+//! // The payee redeems the winner: the face to it, the rest stays in the escrow lineage.
+//! // A redemption burns no fee (its order is then fully determined: see `LedgerError::RedeemFee`).
 //! let winning = WinningTicket { ticket: signed, reveal: secret };
-//! let order = SignedOrder::redeem(Epoch(0), escrow, winning, Amount(1))?;
-//! assert_eq!(order.order.outputs[0], Output::plain(payee.public_key(), Amount(999)));
+//! let order = SignedOrder::redeem(Epoch(0), escrow, winning, Amount(0))?;
+//! assert_eq!(order.order.outputs[0], Output::plain(payee.public_key(), Amount(1_000)));
 //! assert_eq!(order.order.outputs[1].amount, Amount(4_000));
 //! # Ok::<(), LedgerError>(())
 //! ```
@@ -284,7 +285,8 @@ pub struct WinningTicket {
     pub reveal: [u8; 32],
 }
 
-/// Everything a redemption of `winning` from `escrow` in `epoch` burning `fee` must satisfy,
+/// Everything a redemption of `winning` from `escrow` in `epoch` burning `fee` (which must be
+/// zero) must satisfy,
 /// except the payer's signature (validators check that in their signature batch): returns the
 /// ticket id and the exact outputs the order must create, in order:
 ///
@@ -295,7 +297,7 @@ pub struct WinningTicket {
 /// Refused: an input that is not an escrow, an escrow not owned by the payer or of another
 /// lineage, a ticket expired (`epoch > expiry`) or outliving the escrow (`expiry > escrow
 /// expiry`), already redeemed, a full `redeemed` list, a reveal that does not open the
-/// commitment, a losing draw, a fee above `paid`.
+/// commitment, a losing draw, a nonzero fee.
 pub fn redemption_outputs(
     epoch: Epoch,
     escrow: &Input,
@@ -345,11 +347,8 @@ pub fn redemption_outputs(
         return Err(LedgerError::TicketLost);
     }
     let paid = ticket.face.min(escrow.output.amount);
-    if fee > paid {
-        return Err(LedgerError::RedeemFeeAbovePaid {
-            fee: fee.0,
-            paid: paid.0,
-        });
+    if fee != Amount::ZERO {
+        return Err(LedgerError::RedeemFee { fee: fee.0 });
     }
     let mut outputs = Vec::with_capacity(2);
     let to_payee = paid.checked_sub(fee)?;
