@@ -5,74 +5,27 @@
 
 use std::collections::BTreeMap;
 
-use meshwork::proto::contract::{
-    Address, CodeHash, ConsensusParams, ContractHost, ContractId, Fuel, Input, Tick,
-};
+use meshwork::proto::contract::{Address, CodeHash, ContractHost, ContractId};
 use meshwork::proto::identity::{Identity, PeerId};
 use meshwork::proto::ledger::OutputId;
-use meshwork::proto::referee::{
-    CheckpointDigest, FinaliserConfig, Member, RefereePool, session_sequencer,
-};
+use meshwork::proto::referee::{CheckpointDigest, FinaliserConfig, Member, RefereePool};
 use meshwork::proto::session::{SERVICE_SESSION, SessionConfig, SessionEvent, SessionService};
+
+use meshwork::sim::sessions::sandbox_genesis;
 
 use crate::sessions::built;
 
-/// The sandbox world (4×4 regions of 16×16, blocks at 10 tokens), each player funded, its token
-/// allowance given to the world and its actions delegated to the session sequencer.
+/// The sandbox world (4×4 regions of 16×16, blocks at 10 tokens) with `players` funded.
 pub(crate) fn world(players: &[Identity]) -> (ContractHost, ContractId, CodeHash) {
-    let mut host = ContractHost::new(ConsensusParams::default()).expect("host");
-    let token_code = host.load_code(&built("token")).expect("token");
-    let code = host.load_code(&built("world")).expect("world");
-    let admin = Address([0xad; 32]);
-    let (token, _) = host
-        .instantiate(
-            token_code,
-            admin,
-            &[1; 32],
-            &u64::MAX.to_le_bytes(),
-            Tick(0),
-            Fuel(5_000_000),
-        )
-        .expect("token instantiates");
-    let mut config = Vec::new();
-    config.extend_from_slice(&token.0);
-    config.extend_from_slice(&admin.0);
-    for v in [4u16, 4, 16] {
-        config.extend_from_slice(&v.to_le_bytes());
-    }
-    config.extend_from_slice(&10u64.to_le_bytes());
-    config.extend_from_slice(&500u64.to_le_bytes());
-    let (world, _) = host
-        .instantiate(code, admin, &[2; 32], &config, Tick(0), Fuel(5_000_000))
-        .expect("world instantiates");
-    let call = |contract, caller, data: Vec<u8>| Input {
-        contract,
-        caller,
-        tick: Tick(0),
-        fuel_limit: Fuel(5_000_000),
-        data,
-    };
-    let mut inputs = Vec::new();
-    for p in players {
-        let who = Address(p.peer_id().0);
-        let mut transfer = vec![0x01];
-        transfer.extend_from_slice(&who.0);
-        transfer.extend_from_slice(&1_000_000u64.to_le_bytes());
-        inputs.push(call(token, admin, transfer));
-        let mut approve = vec![0x02];
-        approve.extend_from_slice(&world.0);
-        approve.extend_from_slice(&u64::MAX.to_le_bytes());
-        inputs.push(call(token, who, approve));
-        let mut delegate = vec![0x05];
-        delegate.extend_from_slice(&session_sequencer().0);
-        inputs.push(call(world, who, delegate));
-    }
-    let setup = host.apply_transition(&inputs);
-    assert!(
-        setup.receipts.iter().all(|r| r.result.is_ok()),
-        "genesis inputs succeed"
+    let addresses: Vec<Address> = players.iter().map(|p| Address(p.peer_id().0)).collect();
+    let g = sandbox_genesis(
+        &built("token"),
+        &built("world"),
+        (4, 16, 10),
+        &addresses,
+        1_000_000,
     );
-    (host, world, code)
+    (g.host, g.world, g.code)
 }
 
 struct Net {

@@ -28,22 +28,19 @@ use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 use sha2::{Digest as _, Sha256};
 
-use crate::proto::contract::{
-    Address, CodeHash, ConsensusParams, ContractHost, ContractId, Fuel, Input, StateRoot, Tick,
-};
+use crate::proto::contract::{Address, CodeHash, ContractId, StateRoot};
 use crate::proto::identity::{Identity, PeerId, PublicKey};
 use crate::proto::ledger::{Amount, Epoch, Evidence, Output, OutputId};
 use crate::proto::referee::{
     Checkpoint, CheckpointDigest, Claim, Finaliser, FinaliserEvent, InputLog, InputLogBuilder,
     Karma, Member, Panel, Referee, RefereeError, RefereeMsg, RefereePool, Roster, SessionId,
-    session_sequencer,
 };
 
 mod config;
 mod worlds;
 
 pub use config::{SessionReport, SessionSimConfig};
-pub use worlds::tampered;
+pub use worlds::{SandboxGenesis, sandbox_genesis, tampered};
 use worlds::{SimExecutor, Worlds};
 
 struct Peer {
@@ -137,7 +134,6 @@ fn address(key: &PublicKey) -> Address {
 const REGIONS: u16 = 4;
 const REGION_SIZE: u16 = 16;
 const BLOCK_PRICE: u64 = 10;
-const GENESIS_FUEL: Fuel = Fuel(5_000_000);
 /// A session bond.
 const BOND: Amount = Amount(1_000);
 
@@ -180,34 +176,8 @@ impl SessionSim {
         seed[..8].copy_from_slice(&cfg.seed.to_le_bytes());
         seed[8] = 0x5e;
         let mut rng = ChaCha8Rng::from_seed(seed);
-        let mut host =
-            ContractHost::new(ConsensusParams::default()).expect("default params are valid");
-        let token_code = host.load_code(&cfg.token_wasm).expect("the token loads");
-        let code = host.load_code(&cfg.world_wasm).expect("the world loads");
-        let admin = Address([0xad; 32]);
-        let (token, _) = host
-            .instantiate(
-                token_code,
-                admin,
-                &[1; 32],
-                &u64::MAX.to_le_bytes(),
-                Tick(0),
-                GENESIS_FUEL,
-            )
-            .expect("the token instantiates");
-        let mut config = Vec::new();
-        config.extend_from_slice(&token.0);
-        config.extend_from_slice(&admin.0);
-        config.extend_from_slice(&REGIONS.to_le_bytes());
-        config.extend_from_slice(&REGIONS.to_le_bytes());
-        config.extend_from_slice(&REGION_SIZE.to_le_bytes());
-        config.extend_from_slice(&BLOCK_PRICE.to_le_bytes());
-        config.extend_from_slice(&500u64.to_le_bytes());
-        let (world, _) = host
-            .instantiate(code, admin, &[2; 32], &config, Tick(0), GENESIS_FUEL)
-            .expect("the world instantiates");
+        let code = CodeHash::of(&cfg.world_wasm);
         let mut peers = Vec::with_capacity(cfg.peers);
-        let mut inputs = Vec::new();
         let corrupt_count = cfg.peers as u64 * cfg.corrupt_percent / 100;
         let mut corrupt: BTreeSet<usize> = BTreeSet::new();
         while (corrupt.len() as u64) < corrupt_count {
@@ -219,25 +189,6 @@ impl SessionSim {
             s[8..16].copy_from_slice(&(i as u64).to_le_bytes());
             let identity = Identity::from_seed(s);
             let key = identity.public_key();
-            let who = address(&key);
-            let call = |contract, caller, data: Vec<u8>| Input {
-                contract,
-                caller,
-                tick: Tick(0),
-                fuel_limit: GENESIS_FUEL,
-                data,
-            };
-            let mut transfer = vec![0x01];
-            transfer.extend_from_slice(&who.0);
-            transfer.extend_from_slice(&1_000_000u64.to_le_bytes());
-            inputs.push(call(token, admin, transfer));
-            let mut approve = vec![0x02];
-            approve.extend_from_slice(&world.0);
-            approve.extend_from_slice(&u64::MAX.to_le_bytes());
-            inputs.push(call(token, who, approve));
-            let mut delegate = vec![0x05];
-            delegate.extend_from_slice(&session_sequencer().0);
-            inputs.push(call(world, who, delegate));
             peers.push(Peer {
                 referee: Referee::new(identity.clone(), code),
                 identity,
@@ -246,10 +197,22 @@ impl SessionSim {
                 playing: None,
             });
         }
-        let setup = host.apply_transition(&inputs);
-        assert!(
-            setup.receipts.iter().all(|r| r.result.is_ok()),
-            "genesis inputs succeed"
+        let players: Vec<Address> = peers.iter().map(|p| address(&p.key)).collect();
+        let SandboxGenesis {
+            host,
+            world,
+            code: genesis_code,
+            ..
+        } = sandbox_genesis(
+            &cfg.token_wasm,
+            &cfg.world_wasm,
+            (REGIONS, REGION_SIZE, BLOCK_PRICE),
+            &players,
+            1_000_000,
+        );
+        assert_eq!(
+            genesis_code, code,
+            "the world's code hash is its wasm's sha256"
         );
         let pool =
             RefereePool::new(peers.iter().map(|p| p.key).collect()).expect("pool within bounds");

@@ -3,21 +3,18 @@
 //! lists (wrong code hash, wrong roster, forged or duplicate attestation, a referee from inside
 //! the session, an oversized log), each a typed `RefereeError`.
 
-use meshwork::proto::contract::{
-    Address, CodeHash, ConsensusParams, ContractHost, ContractId, Fuel, Input, StateRoot, Tick,
-};
+use meshwork::proto::contract::{Address, CodeHash, ContractHost, ContractId, StateRoot};
 use meshwork::proto::identity::{Identity, PeerId};
 use meshwork::proto::ledger::{Amount, Epoch, Evidence, Output, OutputId};
 use meshwork::proto::referee::{
     ACTION_BYTES_MAX, ACTIONS_PER_FRAME_MAX, Attestation, Checkpoint, CheckpointDigest, Claim,
     Executor, FRAMES_PER_CHECKPOINT_MAX, Finaliser, FinaliserConfig, FinaliserEvent, HostExecutor,
     InputLog, InputLogBuilder, Karma, LOG_BYTES_MAX, Member, Panel, Referee, RefereeError,
-    RefereeMsg, RefereePool, Roster, SessionId, VerdictShare, execute, quorum, session_sequencer,
+    RefereeMsg, RefereePool, Roster, SessionId, VerdictShare, execute, quorum,
 };
+use meshwork::sim::sessions::{SandboxGenesis, sandbox_genesis};
 
 use super::built;
-
-const FUEL: Fuel = Fuel(5_000_000);
 
 struct Fixture {
     host: ContractHost,
@@ -45,56 +42,18 @@ fn place(x: u32, y: u32) -> Vec<u8> {
 /// Three funded players who delegated to the session sequencer, 70 bonded referees, and a
 /// 30-frame checkpoint in which they place blocks.
 fn fixture() -> Fixture {
-    let mut host = ContractHost::new(ConsensusParams::default()).unwrap();
-    let token_code = host.load_code(&built("token")).unwrap();
-    let code = host.load_code(&built("world")).unwrap();
-    let admin = Address([0xad; 32]);
-    let (token, _) = host
-        .instantiate(
-            token_code,
-            admin,
-            &[1; 32],
-            &u64::MAX.to_le_bytes(),
-            Tick(0),
-            FUEL,
-        )
-        .unwrap();
-    let mut config = Vec::new();
-    config.extend_from_slice(&token.0);
-    config.extend_from_slice(&admin.0);
-    for v in [4u16, 4, 16] {
-        config.extend_from_slice(&v.to_le_bytes());
-    }
-    config.extend_from_slice(&10u64.to_le_bytes());
-    config.extend_from_slice(&500u64.to_le_bytes());
-    let (world, _) = host
-        .instantiate(code, admin, &[2; 32], &config, Tick(0), FUEL)
-        .unwrap();
     let players: Vec<Identity> = (1..=3u8).map(|i| Identity::from_seed([i; 32])).collect();
     let referees: Vec<Identity> = (100..170u8).map(|i| Identity::from_seed([i; 32])).collect();
-    let call = |contract, caller, data: Vec<u8>| Input {
-        contract,
-        caller,
-        tick: Tick(0),
-        fuel_limit: FUEL,
-        data,
-    };
-    let mut inputs = Vec::new();
-    for p in &players {
-        let mut transfer = vec![0x01];
-        transfer.extend_from_slice(&addr(p).0);
-        transfer.extend_from_slice(&100_000u64.to_le_bytes());
-        inputs.push(call(token, admin, transfer));
-        let mut approve = vec![0x02];
-        approve.extend_from_slice(&world.0);
-        approve.extend_from_slice(&u64::MAX.to_le_bytes());
-        inputs.push(call(token, addr(p), approve));
-        let mut delegate = vec![0x05];
-        delegate.extend_from_slice(&session_sequencer().0);
-        inputs.push(call(world, addr(p), delegate));
-    }
-    let setup = host.apply_transition(&inputs);
-    assert!(setup.receipts.iter().all(|r| r.result.is_ok()));
+    let addresses: Vec<Address> = players.iter().map(addr).collect();
+    let SandboxGenesis {
+        host, world, code, ..
+    } = sandbox_genesis(
+        &built("token"),
+        &built("world"),
+        (4, 16, 10),
+        &addresses,
+        100_000,
+    );
     let roster = roster_of(&players);
     let session = SessionId::derive(
         &CheckpointDigest::default(),

@@ -6,8 +6,12 @@ use std::collections::BTreeMap;
 
 use sha2::{Digest as _, Sha256};
 
-use crate::proto::contract::{ContractHost, StateRoot};
-use crate::proto::referee::{Checkpoint, Executor, InputLog, RefereeError, execute};
+use crate::proto::contract::{
+    Address, CodeHash, ConsensusParams, ContractHost, ContractId, Fuel, Input, StateRoot, Tick,
+};
+use crate::proto::referee::{
+    Checkpoint, Executor, InputLog, RefereeError, execute, session_sequencer,
+};
 
 /// The cheaters' and corrupt referees' shared lie about a root.
 pub fn tampered(root: &StateRoot) -> StateRoot {
@@ -81,5 +85,90 @@ impl Executor for SimExecutor<'_> {
             None => self.worlds.run(c, log)?,
         };
         Ok(if self.corrupt { tampered(&root) } else { root })
+    }
+}
+
+/// The sandbox world at genesis, as simulators and tests set it up.
+#[derive(Clone, Debug)]
+pub struct SandboxGenesis {
+    /// The host holding the token and the world.
+    pub host: ContractHost,
+    /// The token contract.
+    pub token: ContractId,
+    /// The world contract.
+    pub world: ContractId,
+    /// The world's code hash.
+    pub code: CodeHash,
+}
+
+/// Instantiate the token and a `regions × regions` world of `region_size` cells at
+/// `block_price` tokens a block, then for each player: fund it with `funds`, approve the world
+/// to charge it, and delegate its actions to the session sequencer (so session input logs can
+/// act for it). Panics if any genesis input fails: the inputs are fixed and tested.
+pub fn sandbox_genesis(
+    token_wasm: &[u8],
+    world_wasm: &[u8],
+    world: (u16, u16, u64),
+    players: &[Address],
+    funds: u64,
+) -> SandboxGenesis {
+    const FUEL: Fuel = Fuel(5_000_000);
+    let (regions, region_size, block_price) = world;
+    let mut host = ContractHost::new(ConsensusParams::default()).expect("default params are valid");
+    let token_code = host.load_code(token_wasm).expect("the token loads");
+    let code = host.load_code(world_wasm).expect("the world loads");
+    let admin = Address([0xad; 32]);
+    let (token, _) = host
+        .instantiate(
+            token_code,
+            admin,
+            &[1; 32],
+            &u64::MAX.to_le_bytes(),
+            Tick(0),
+            FUEL,
+        )
+        .expect("the token instantiates");
+    let mut config = Vec::new();
+    config.extend_from_slice(&token.0);
+    config.extend_from_slice(&admin.0);
+    config.extend_from_slice(&regions.to_le_bytes());
+    config.extend_from_slice(&regions.to_le_bytes());
+    config.extend_from_slice(&region_size.to_le_bytes());
+    config.extend_from_slice(&block_price.to_le_bytes());
+    config.extend_from_slice(&500u64.to_le_bytes());
+    let (world, _) = host
+        .instantiate(code, admin, &[2; 32], &config, Tick(0), FUEL)
+        .expect("the world instantiates");
+    let call = |contract, caller, data: Vec<u8>| Input {
+        contract,
+        caller,
+        tick: Tick(0),
+        fuel_limit: FUEL,
+        data,
+    };
+    let mut inputs = Vec::with_capacity(players.len() * 3);
+    for who in players {
+        let mut transfer = vec![0x01];
+        transfer.extend_from_slice(&who.0);
+        transfer.extend_from_slice(&funds.to_le_bytes());
+        inputs.push(call(token, admin, transfer));
+        let mut approve = vec![0x02];
+        approve.extend_from_slice(&world.0);
+        approve.extend_from_slice(&u64::MAX.to_le_bytes());
+        inputs.push(call(token, *who, approve));
+        let mut delegate = vec![0x05];
+        delegate.extend_from_slice(&session_sequencer().0);
+        inputs.push(call(world, *who, delegate));
+    }
+    let setup = host.apply_transition(&inputs);
+    assert!(
+        setup.receipts.iter().all(|r| r.result.is_ok()),
+        "genesis inputs succeed"
+    );
+    SandboxGenesis {
+        host,
+        token,
+        world,
+        code,
     }
 }
