@@ -31,3 +31,36 @@ fuzz_smoke() {
         step "fuzz $t" bash -c "cd plugin/fuzz && RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR=\$HOME/.cache/meshwork-fuzz-target cargo fuzz run $t -- -max_total_time=$seconds -rss_limit_mb=2048"
     done
 }
+
+# wasm-bindgen-cli at exactly the version of the wasm-bindgen crate in Cargo.lock (the two must
+# match byte for byte in their schema), installed with cargo if missing or different.
+ensure_wasm_bindgen() {
+    local want
+    want=$(grep -A1 '^name = "wasm-bindgen"$' Cargo.lock | sed -n 's/^version = "\(.*\)"$/\1/p')
+    if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$want" ]; then
+        cargo install wasm-bindgen-cli --version "=$want" --locked
+    fi
+}
+
+# Chromium and its driver (Debian packages) and playwright-core (npm, in web/tests) for the
+# browser test. Never downloads a browser through playwright: it drives /usr/bin/chromium.
+ensure_browser_test_deps() {
+    if ! command -v chromium >/dev/null; then
+        local sudo=""
+        [ "$(id -u)" = 0 ] || sudo="sudo"
+        $sudo apt-get update -qq
+        $sudo apt-get install -y -qq chromium chromium-driver
+    fi
+    if [ ! -d web/tests/node_modules/playwright-core ]; then
+        (cd web/tests && npm install --no-audit --no-fund --silent)
+    fi
+}
+
+# The browser test (web/tests): the node built as the tests built it (workspace features, so no
+# rebuild after `cargo test --workspace --all-features`), the sandbox's browser build in web/pkg,
+# two Chromium tabs. Screenshots go to test-artifacts/web (printed).
+browser_test() {
+    ensure_browser_test_deps
+    cargo build --workspace --all-features --bin meshwork
+    MESHWORK_BIN="$CARGO_TARGET_DIR/debug/meshwork" node web/tests/sandbox.test.mjs
+}

@@ -1,15 +1,18 @@
-//! `meshwork`: the operator binary. By default it runs the embedded signalling server and, with
-//! `--bots N`, a local mesh of N headless peers over real WebRTC links in this process, then
-//! prints what they did. `meshwork validator` runs a ledger validator over a crash-safe store
-//! (see `validator.rs`). Later: the referee node and the web server (each on by default, with a
-//! flag to turn it off).
+//! `meshwork`: the operator binary. By default it runs the embedded signalling server and the
+//! web server for the sandbox's browser build (when `web/pkg` holds one; see `web.rs`); with
+//! `--players N`, N headless sandbox bot players; with `--bots N`, a local mesh of N headless
+//! overlay peers over real WebRTC links in this process, then prints what they did.
+//! `meshwork validator` runs a ledger validator over a crash-safe store (see `validator.rs`).
+//! Later: the referee node (on by default, with a flag to turn it off).
 //!
 //! ```text
+//! cargo run -p meshwork-node --release -- --players 3 --seconds 0
 //! cargo run -p meshwork-node --release -- --bots 8 --seconds 20
 //! cargo run -p meshwork-node --release -- validator --data-dir val0 --genesis genesis.bin
 //! ```
 
 mod validator;
+mod web;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -25,7 +28,7 @@ use meshwork::transport::{Node, NodeEvent};
 
 /// Meshwork operator node.
 #[derive(Parser, Debug)]
-#[command(name = "meshwork", version, about)]
+#[command(name = "meshwork", version, about, args_override_self = true)]
 struct Args {
     /// Do not run the embedded signalling server.
     #[arg(long)]
@@ -48,10 +51,22 @@ struct Args {
     /// Headless peers to run in this process over real WebRTC links.
     #[arg(long, default_value_t = 0)]
     bots: usize,
+    /// Headless sandbox bot players (they walk and build in the sandbox world).
+    #[arg(long, default_value_t = 0)]
+    players: usize,
+    /// Do not serve the browser build.
+    #[arg(long)]
+    no_web: bool,
+    /// Port of the web server (0: any free port); it binds the signalling address.
+    #[arg(long, default_value_t = 3580)]
+    web_port: u16,
+    /// Directory holding the browser build (default: `web/` here, else in the source tree).
+    #[arg(long)]
+    web_dir: Option<std::path::PathBuf>,
     /// Live-link cap per bot.
     #[arg(long, default_value_t = 24)]
     links_max: usize,
-    /// How long to run, in seconds.
+    /// How long to run, in seconds (0: until interrupted).
     #[arg(long, default_value_t = 20)]
     seconds: u64,
     /// Milliseconds between messages each bot sends to a random other bot.
@@ -130,9 +145,22 @@ fn main() -> ExitCode {
         }
         (None, None) => String::new(),
     };
-    if args.bots == 0 {
+    let _web = if args.no_web {
+        None
+    } else {
+        start_web(&args, &url)
+    };
+    if args.players > 0 {
+        run_players(&args, &url);
+    } else if args.bots == 0 {
+        if args.seconds == 0 {
+            println!("running until interrupted (--players N adds sandbox bot players)");
+            loop {
+                std::thread::sleep(Duration::from_secs(3600));
+            }
+        }
         println!(
-            "running for {} s (no bots; --bots N adds headless peers)",
+            "running for {} s (no bots; --players N adds sandbox bot players)",
             args.seconds
         );
         std::thread::sleep(Duration::from_secs(args.seconds));
@@ -148,6 +176,82 @@ fn main() -> ExitCode {
         s.shutdown();
     }
     ExitCode::SUCCESS
+}
+
+/// Serves the browser build if there is one, printing the URL to open.
+fn start_web(args: &Args, url: &str) -> Option<web::WebServer> {
+    let dir = args.web_dir.clone().unwrap_or_else(|| {
+        let here = std::path::PathBuf::from("web");
+        if web::has_build(&here) {
+            here
+        } else {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../web")
+        }
+    });
+    if !web::has_build(&dir) {
+        println!(
+            "web: no browser build in {} (scripts/build-web.sh makes one); not serving",
+            dir.display()
+        );
+        return None;
+    }
+    match web::WebServer::start(SocketAddr::new(args.signalling_bind, args.web_port), dir) {
+        Ok(w) => {
+            println!();
+            println!("  open http://{}/?signalling={url}", w.addr());
+            println!();
+            Some(w)
+        }
+        Err(e) => {
+            eprintln!("web server: {e}");
+            None
+        }
+    }
+}
+
+/// Runs `--players` sandbox bot players (headless Bevy apps) in this thread.
+fn run_players(args: &Args, url: &str) {
+    let start = Instant::now();
+    let mut apps = Vec::new();
+    println!(
+        "{} sandbox bot players joining {url}{}",
+        args.players,
+        if args.seconds == 0 {
+            String::from(", running until interrupted")
+        } else {
+            format!(", running {} s", args.seconds)
+        }
+    );
+    let mut next_report = Duration::from_secs(10);
+    while args.seconds == 0 || start.elapsed() < Duration::from_secs(args.seconds) {
+        // Join one by one, so the signalling server introduces each to the ones before.
+        if apps.len() < args.players
+            && start.elapsed() >= Duration::from_millis(300 * apps.len() as u64)
+        {
+            apps.push(meshwork_sandbox::bot_app(
+                meshwork_sandbox::matchbox_config(url),
+            ));
+        }
+        for app in &mut apps {
+            app.update();
+        }
+        if start.elapsed() >= next_report {
+            next_report += Duration::from_secs(10);
+            for app in &mut apps {
+                let game = app.world().resource::<meshwork_sandbox::Game>();
+                let peers = app.world().resource::<meshwork::bevy::Peers>();
+                println!(
+                    "player {}: {} links, {} avatars seen, {} blocks in the world, balance {}",
+                    game.me.short(),
+                    peers.linked.len(),
+                    game.avatars.len(),
+                    game.world.as_ref().map_or(0, |w| w.blocks().len()),
+                    game.balance().unwrap_or(0),
+                );
+            }
+        }
+        std::thread::sleep(Duration::from_millis(16));
+    }
 }
 
 fn run_bots(args: &Args, url: &str) {

@@ -1,0 +1,125 @@
+// Browser test of the Meshwork sandbox: the node (signalling + web server + bot players) and two
+// tabs of real Chromium. Tab A places a block with a real mouse click on the canvas; tab B must
+// see it in its own world. Screenshots of both tabs are saved as artifacts (paths printed).
+//
+// Run from the repo root after scripts/build-contracts.sh and scripts/build-web.sh:
+//   MESHWORK_BIN=target/.../meshwork node web/tests/sandbox.test.mjs
+// Env: MESHWORK_BIN (the node binary), MESHWORK_ARTIFACTS (default test-artifacts/web),
+// CHROMIUM (default /usr/bin/chromium), MESHWORK_WEB_TEST_SECONDS (overall limit, default 180).
+import { spawn } from "node:child_process";
+import { mkdirSync } from "node:fs";
+import { resolve } from "node:path";
+import { chromium } from "playwright-core";
+
+const bin = process.env.MESHWORK_BIN;
+if (!bin) throw new Error("MESHWORK_BIN must name the meshwork binary");
+const artifacts = resolve(process.env.MESHWORK_ARTIFACTS || "test-artifacts/web");
+const limitMs = 1000 * Number(process.env.MESHWORK_WEB_TEST_SECONDS || 180);
+mkdirSync(artifacts, { recursive: true });
+
+const started = Date.now();
+const log = (...a) => console.log(`[${((Date.now() - started) / 1000).toFixed(1)} s]`, ...a);
+const timer = setTimeout(() => fail(`no result within ${limitMs / 1000} s`), limitMs);
+
+let node;
+let browser;
+async function cleanup() {
+  clearTimeout(timer);
+  if (browser) await browser.close().catch(() => {});
+  if (node && node.exitCode === null) node.kill("SIGTERM");
+}
+async function fail(why) {
+  console.error(`FAIL: ${why}`);
+  await cleanup();
+  process.exit(1);
+}
+
+// 1. The node on free loopback ports, with two bot players; wait for the URL it prints.
+node = spawn(
+  bin,
+  ["--signalling-port", "0", "--web-port", "0", "--web-dir", "web", "--players", "2", "--seconds", "0"],
+  { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, RUST_LOG: process.env.RUST_LOG || "warn" } },
+);
+node.stderr.on("data", (d) => process.stderr.write(`[node] ${d}`));
+const url = await new Promise((ok, ko) => {
+  let out = "";
+  node.stdout.on("data", (d) => {
+    out += d;
+    const m = out.match(/open (http:\/\/\S+)/);
+    if (m) ok(m[1]);
+  });
+  node.on("exit", (code) => ko(new Error(`node exited (${code}) before printing a URL:\n${out}`)));
+}).catch((e) => fail(e.message));
+log(`node serves ${url}`);
+
+// 2. Real Chromium, headless, software WebGL; background tabs are not throttled (both tabs play).
+browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  args: [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--enable-unsafe-swiftshader", "--use-angle=swiftshader",
+    "--disable-background-timer-throttling", "--disable-renderer-backgrounding",
+    "--disable-backgrounding-occluded-windows",
+  ],
+});
+const context = await browser.newContext({ viewport: { width: 1200, height: 720 } });
+const open = async (name) => {
+  const page = await context.newPage();
+  page.on("console", (m) => {
+    if (m.type() === "error") log(`[${name} console] ${m.text()}`);
+  });
+  page.on("pageerror", (e) => log(`[${name} page error] ${e.message}`));
+  await page.goto(url);
+  return page;
+};
+const a = await open("A");
+const b = await open("B");
+const state = async (page) => {
+  const s = await page.evaluate(() => globalThis.meshworkState || null);
+  return s ? JSON.parse(s) : null;
+};
+const waitFor = async (what, fn, ms) => {
+  const until = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > until) await fail(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+};
+
+// 3. Both tabs run, are linked into the mesh and have the world so far.
+for (const [name, page] of [["A", a], ["B", b]]) {
+  const s = await waitFor(`tab ${name} linked and synced`, async () => {
+    const s = await state(page);
+    return s && s.links >= 1 && s.synced ? s : null;
+  }, 90_000);
+  log(`tab ${name}: peer ${s.peer.slice(0, 8)}, ${s.links} links, ${s.blocks.length} blocks`);
+}
+
+// 4. Tab A clicks an empty cell (cell (x, y) is drawn at canvas pixel 20 + 20x + 10, 20 + 20y + 10).
+const before = await state(a);
+const taken = new Set(before.blocks.map(([x, y]) => `${x},${y}`));
+let cell;
+for (let y = 1; y < 29 && !cell; y++) for (let x = 1; x < 39 && !cell; x++) if (!taken.has(`${x},${y}`)) cell = [x, y];
+const canvas = await a.$("canvas#meshwork");
+await canvas.click({ position: { x: 20 + 20 * cell[0] + 10, y: 20 + 20 * cell[1] + 10 } });
+log(`tab A clicked cell (${cell})`);
+const has = (s) => s && s.blocks.some(([x, y]) => x === cell[0] && y === cell[1]);
+const sa = await waitFor("the block in tab A's world", async () => { const s = await state(a); return has(s) ? s : null; }, 20_000);
+log(`tab A placed it; balance ${before.balance} -> ${sa.balance}`);
+if (!(sa.balance < before.balance)) await fail("the block was not paid for");
+const sb = await waitFor("the block in tab B's world", async () => { const s = await state(b); return has(s) ? s : null; }, 30_000);
+log(`tab B sees the block at (${cell}) (${sb.blocks.length} blocks)`);
+
+// 5. Artifacts: both tabs after a moment to draw.
+await new Promise((r) => setTimeout(r, 1000));
+const shotA = `${artifacts}/tab-a.png`;
+const shotB = `${artifacts}/tab-b.png`;
+await a.screenshot({ path: shotA });
+await b.screenshot({ path: shotB });
+log(`screenshots: ${shotA} ${shotB}`);
+console.log("PASS: tab A placed a block, tab B sees it");
+await cleanup();
+process.exit(0);
