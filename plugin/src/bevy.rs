@@ -250,6 +250,12 @@ impl Transport for Box<dyn Transport> {
     fn close(&mut self, link: crate::proto::overlay::LinkId) {
         (**self).close(link);
     }
+    fn send_datagram(&mut self, link: crate::proto::overlay::LinkId, datagram: Vec<u8>) {
+        (**self).send_datagram(link, datagram);
+    }
+    fn poll_datagrams(&mut self, out: &mut Vec<(crate::proto::overlay::LinkId, Vec<u8>)>) {
+        (**self).poll_datagrams(out);
+    }
 }
 
 /// Diagnostic paths the plugin measures every frame.
@@ -356,7 +362,37 @@ impl Plugin for MeshworkPlugin {
                     .chain()
                     .in_set(MeshworkSystems::Send),
             );
+        #[cfg(feature = "ggrs")]
+        app.insert_resource(MeshworkGgrs(crate::transport::ggrs::ggrs_channel().1))
+            .add_systems(
+                PreUpdate,
+                pump_ggrs.after(receive).in_set(MeshworkSystems::Receive),
+            )
+            .add_systems(
+                PostUpdate,
+                pump_ggrs.after(measure).in_set(MeshworkSystems::Send),
+            );
     }
+}
+
+/// The mesh end of GGRS sessions (feature `ggrs`): hand [`MeshworkGgrs::socket`] to
+/// `ggrs::SessionBuilder::start_p2p_session` (or bevy_ggrs); the plugin moves its messages over
+/// the unreliable channel of direct links in its receive and send phases.
+#[cfg(feature = "ggrs")]
+#[derive(Resource, Debug, Clone)]
+pub struct MeshworkGgrs(pub crate::transport::ggrs::GgrsPort);
+
+#[cfg(feature = "ggrs")]
+impl MeshworkGgrs {
+    /// A socket for a new session (each roster gets its own session; they share the queues).
+    pub fn socket(&self) -> crate::transport::ggrs::GgrsSocket {
+        self.0.socket()
+    }
+}
+
+#[cfg(feature = "ggrs")]
+fn pump_ggrs(ggrs: Res<MeshworkGgrs>, mut node: NonSendMut<MeshworkNode>) {
+    ggrs.0.pump(&mut node.node);
 }
 
 fn now_ms(time: &Time<Real>) -> u64 {

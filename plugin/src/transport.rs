@@ -4,6 +4,8 @@
 //! an [`Overlay`] and carries out what the overlay asks (dial, accept, close, signal).
 
 pub mod client;
+#[cfg(feature = "ggrs")]
+pub mod ggrs;
 #[cfg(feature = "matchbox")]
 pub mod matchbox;
 pub mod memory;
@@ -66,7 +68,18 @@ pub trait Transport: 'static {
     fn signal(&mut self, now_ms: u64, from: PeerId, payload: Vec<u8>);
     /// Close `link`.
     fn close(&mut self, link: LinkId);
+    /// Put `datagram` (≤ [`DATAGRAM_BYTES_MAX`]) on `link`'s unreliable, unordered channel;
+    /// dropped if the link is gone, the queue is full, or the transport has no such channel.
+    /// For rollback inputs (GGRS brings its own reliability).
+    fn send_datagram(&mut self, _link: LinkId, _datagram: Vec<u8>) {}
+    /// Move the datagrams received since the last call to `out` (bounded queue, oldest dropped).
+    fn poll_datagrams(&mut self, _out: &mut Vec<(LinkId, Vec<u8>)>) {}
 }
+
+/// Largest datagram a transport carries (well under one SCTP/UDP packet, so it is never split).
+pub const DATAGRAM_BYTES_MAX: usize = 1_200;
+/// Received datagrams a transport holds until polled; beyond that the oldest are dropped.
+pub const DATAGRAMS_QUEUED_MAX: usize = 1_024;
 
 /// What the application sees from a [`Node`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -342,5 +355,41 @@ impl<T: Transport> Node<T> {
                 "this node has no fetch core",
             ))?;
         f.fetch(now_ms, request)
+    }
+
+    /// Put `datagram` on the unreliable channel of our direct link to `peer`; false (and
+    /// dropped) without one. Datagrams are never routed: rollback wants the direct path or nothing.
+    pub fn send_datagram(&mut self, peer: PeerId, datagram: Vec<u8>) -> bool {
+        if datagram.len() > DATAGRAM_BYTES_MAX {
+            return false;
+        }
+        let link = self
+            .overlay
+            .linked_peers()
+            .find(|(p, _)| *p == peer)
+            .map(|(_, l)| l);
+        match link {
+            Some(link) => {
+                self.transport.send_datagram(link, datagram);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Datagrams received on authenticated links, by peer (those on other links are dropped).
+    pub fn poll_datagrams(&mut self, out: &mut Vec<(PeerId, Vec<u8>)>) {
+        let mut raw = Vec::new();
+        self.transport.poll_datagrams(&mut raw);
+        if raw.is_empty() {
+            return;
+        }
+        let links: std::collections::BTreeMap<LinkId, PeerId> =
+            self.overlay.linked_peers().map(|(p, l)| (l, p)).collect();
+        out.extend(
+            raw.into_iter()
+                .filter(|(_, d)| d.len() <= DATAGRAM_BYTES_MAX)
+                .filter_map(|(l, d)| links.get(&l).map(|p| (*p, d))),
+        );
     }
 }

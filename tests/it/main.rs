@@ -7,6 +7,8 @@ mod bevy_apps;
 mod bevy_wallet;
 mod contract;
 mod fetch;
+#[cfg(feature = "ggrs")]
+mod ggrs_apps;
 mod ledger;
 mod overlay_sim;
 #[cfg(feature = "signalling")]

@@ -22,12 +22,12 @@ pub const WINDOW_PX: (u32, u32) = (1180, 660);
 /// Cells per second the local avatar walks.
 const SPEED: f32 = 6.0;
 /// Left edge of the world on screen (x) and its top (y), in world coordinates.
-const WORLD_LEFT: f32 = -WINDOW_PX.0 as f32 / 2.0 + 20.0;
+const WORLD_LEFT: f32 = -(WINDOW_PX.0 as f32) / 2.0 + 20.0;
 const WORLD_TOP: f32 = WINDOW_PX.1 as f32 / 2.0 - 20.0;
 /// The mesh map: centre and radius.
 const MAP_CENTRE: Vec2 = Vec2::new(
     WINDOW_PX.0 as f32 / 2.0 - 170.0,
-    -WINDOW_PX.1 as f32 / 2.0 + 170.0,
+    -(WINDOW_PX.1 as f32) / 2.0 + 170.0,
 );
 const MAP_RADIUS: f32 = 130.0;
 

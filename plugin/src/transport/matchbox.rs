@@ -27,7 +27,8 @@
 //! Every socket declares the same channels in the same order ([`channel_configs`]); natively they
 //! are pre-negotiated SCTP streams, so both ends must agree: index [`CHANNEL_MESH`] (reliable,
 //! ordered) carries overlay frames (≤ 60 KiB, under matchbox's 64 KiB native cap);
-//! [`CHANNEL_GGRS`] (unreliable) is reserved for rollback inputs and unused yet.
+//! [`CHANNEL_GGRS`] (unreliable, unordered) carries datagrams ([`Transport::send_datagram`]):
+//! rollback inputs (see the `ggrs` module, feature `ggrs`).
 //!
 //! # Runtime
 //!
@@ -39,7 +40,7 @@ pub mod runtime;
 pub mod signaller;
 pub mod validate;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 use matchbox_socket::{
@@ -52,7 +53,7 @@ pub use runtime::spawn as spawn_socket_loop;
 pub use signaller::{MeshSignal, SignalKind};
 pub use validate::SignalError;
 
-use super::{Transport, TransportEvent};
+use super::{DATAGRAM_BYTES_MAX, DATAGRAMS_QUEUED_MAX, Transport, TransportEvent};
 use crate::proto::identity::PeerId;
 use crate::proto::overlay::{LinkId, TransportId};
 use crate::proto::wire;
@@ -63,7 +64,7 @@ pub type SocketId = matchbox_socket::PeerId;
 
 /// Index of the reliable, ordered channel that carries overlay frames.
 pub const CHANNEL_MESH: usize = 0;
-/// Index of the unreliable channel reserved for GGRS rollback inputs (not used yet).
+/// Index of the unreliable channel that carries datagrams (GGRS rollback inputs).
 pub const CHANNEL_GGRS: usize = 1;
 /// Largest mesh-signalling envelope accepted from a peer.
 pub const SIGNAL_BYTES_MAX: usize = validate::SDP_BYTES_MAX + 256;
@@ -143,8 +144,13 @@ pub struct MatchboxStats {
     pub frames_in: u64,
     /// Frames sent.
     pub frames_out: u64,
-    /// Frames dropped by the transport (retired or unknown link, too large, early overflow).
+    /// Frames dropped by the transport (retired or unknown link, too large, early overflow,
+    /// datagram queue overflow).
     pub frames_dropped: u64,
+    /// Datagrams received on the unreliable channel.
+    pub datagrams_in: u64,
+    /// Datagrams sent on the unreliable channel.
+    pub datagrams_out: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -199,6 +205,7 @@ pub struct MatchboxTransport {
     next_link: u64,
     stats: MatchboxStats,
     last_rejection: Option<SignalError>,
+    datagrams: VecDeque<(LinkId, Vec<u8>)>,
 }
 
 impl std::fmt::Debug for MatchboxTransport {
@@ -222,6 +229,7 @@ impl MatchboxTransport {
             next_link: 0,
             stats: MatchboxStats::default(),
             last_rejection: None,
+            datagrams: VecDeque::new(),
             config,
         };
         if !t.config.signalling_url.is_empty() {
@@ -287,6 +295,27 @@ impl MatchboxTransport {
             .unbounded_send(PeerEvent::IdAssigned(SocketId::from(local)));
         self.stats.link_sockets += 1;
         (socket, ends)
+    }
+
+    /// Puts `bytes` on `channel` of `link`'s socket; false if the link is not up or the
+    /// channel refused it.
+    fn put(&mut self, link: LinkId, channel: usize, bytes: Vec<u8>) -> bool {
+        let (socket, to) = if let Some(m) = self.mesh.get_mut(&link) {
+            if !m.up {
+                return false;
+            }
+            (&mut m.socket, m.label)
+        } else if let Some(b) = self.bootstrap.as_mut() {
+            match b.by_link.get(&link).copied() {
+                Some(id) if b.links.get(&id).is_some_and(|bl| bl.in_use) => (&mut b.socket, id),
+                _ => return false,
+            }
+        } else {
+            return false;
+        };
+        socket
+            .get_channel_mut(channel)
+            .is_ok_and(|c| c.try_send(Packet::from(bytes), to).is_ok())
     }
 
     fn fresh_link(&mut self) -> LinkId {
@@ -376,8 +405,14 @@ impl MatchboxTransport {
             }
         }
         if let Ok(channel) = b.socket.get_channel_mut(CHANNEL_GGRS) {
-            // Reserved: nothing may use it yet, so whatever arrives is dropped.
-            self.stats.frames_dropped += channel.receive().len() as u64;
+            for (id, packet) in channel.receive() {
+                match b.links.get(&id) {
+                    Some(bl) if bl.in_use => {
+                        push_datagram(&mut self.datagrams, &mut self.stats, bl.link, &packet)
+                    }
+                    _ => self.stats.frames_dropped += 1,
+                }
+            }
         }
         if !b.links.is_empty() && b.waiting.is_empty() && b.links.values().all(|bl| !bl.in_use) {
             tracing::info!("no bootstrap link in use: closing the bootstrap socket");
@@ -461,7 +496,13 @@ impl MatchboxTransport {
                 }
             }
             if let Ok(channel) = m.socket.get_channel_mut(CHANNEL_GGRS) {
-                self.stats.frames_dropped += channel.receive().len() as u64;
+                for (id, packet) in channel.receive() {
+                    if id == m.label && m.up {
+                        push_datagram(&mut self.datagrams, &mut self.stats, link, &packet);
+                    } else {
+                        self.stats.frames_dropped += 1;
+                    }
+                }
             }
             if !m.up && now_ms.saturating_sub(m.started_ms) > self.config.connect_timeout_ms {
                 tracing::debug!(peer = %m.peer.short(), "mesh link did not connect in time: dropped");
@@ -622,6 +663,25 @@ fn inject(m: &mut MeshLink, signal: SignalKind, max: u32) -> Result<(), SignalEr
     Ok(())
 }
 
+/// Queues a received datagram (oversized ones and, when full, the oldest are dropped).
+fn push_datagram(
+    queue: &mut VecDeque<(LinkId, Vec<u8>)>,
+    stats: &mut MatchboxStats,
+    link: LinkId,
+    packet: &[u8],
+) {
+    if packet.len() > DATAGRAM_BYTES_MAX {
+        stats.frames_dropped += 1;
+        return;
+    }
+    if queue.len() >= DATAGRAMS_QUEUED_MAX {
+        queue.pop_front();
+        stats.frames_dropped += 1;
+    }
+    stats.datagrams_in += 1;
+    queue.push_back((link, packet.to_vec()));
+}
+
 fn tid(id: Uuid) -> TransportId {
     TransportId(id.into_bytes())
 }
@@ -642,32 +702,23 @@ impl Transport for MatchboxTransport {
             self.stats.frames_dropped += 1;
             return;
         }
-        let (socket, to) = if let Some(m) = self.mesh.get_mut(&link) {
-            if !m.up {
-                self.stats.frames_dropped += 1;
-                return;
-            }
-            (&mut m.socket, m.label)
-        } else if let Some(b) = self.bootstrap.as_mut() {
-            match b.by_link.get(&link).copied() {
-                Some(id) if b.links.get(&id).is_some_and(|bl| bl.in_use) => (&mut b.socket, id),
-                _ => {
-                    self.stats.frames_dropped += 1;
-                    return;
-                }
-            }
-        } else {
-            self.stats.frames_dropped += 1;
-            return;
-        };
-        let sent = socket
-            .get_channel_mut(CHANNEL_MESH)
-            .is_ok_and(|c| c.try_send(Packet::from(frame), to).is_ok());
-        if sent {
+        if self.put(link, CHANNEL_MESH, frame) {
             self.stats.frames_out += 1;
         } else {
             self.stats.frames_dropped += 1;
         }
+    }
+
+    fn send_datagram(&mut self, link: LinkId, datagram: Vec<u8>) {
+        if datagram.len() <= DATAGRAM_BYTES_MAX && self.put(link, CHANNEL_GGRS, datagram) {
+            self.stats.datagrams_out += 1;
+        } else {
+            self.stats.frames_dropped += 1;
+        }
+    }
+
+    fn poll_datagrams(&mut self, out: &mut Vec<(LinkId, Vec<u8>)>) {
+        out.extend(self.datagrams.drain(..));
     }
 
     fn dial(&mut self, now_ms: u64, peer: PeerId) {

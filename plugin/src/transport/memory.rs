@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::{Transport, TransportEvent};
+use super::{DATAGRAM_BYTES_MAX, DATAGRAMS_QUEUED_MAX, Transport, TransportEvent};
 use crate::proto::identity::PeerId;
 use crate::proto::overlay::{LinkId, TransportId};
 
@@ -28,6 +28,7 @@ struct Hub {
 #[derive(Debug, Default)]
 struct Member {
     inbox: Vec<TransportEvent>,
+    datagrams: std::collections::VecDeque<(LinkId, Vec<u8>)>,
     accepts: BTreeSet<PeerId>,
 }
 
@@ -157,6 +158,29 @@ impl Transport for MemoryTransport {
 
     fn close(&mut self, link: LinkId) {
         self.net.hub().close(link.0);
+    }
+
+    fn send_datagram(&mut self, link: LinkId, datagram: Vec<u8>) {
+        if datagram.len() > DATAGRAM_BYTES_MAX {
+            return;
+        }
+        let mut hub = self.net.hub();
+        let Some(&(a, b)) = hub.links.get(&link.0) else {
+            return;
+        };
+        let to = if a == self.me { b } else { a };
+        if let Some(m) = hub.members.get_mut(&to) {
+            if m.datagrams.len() >= DATAGRAMS_QUEUED_MAX {
+                m.datagrams.pop_front();
+            }
+            m.datagrams.push_back((link, datagram));
+        }
+    }
+
+    fn poll_datagrams(&mut self, out: &mut Vec<(LinkId, Vec<u8>)>) {
+        if let Some(m) = self.net.hub().members.get_mut(&self.me) {
+            out.extend(m.datagrams.drain(..));
+        }
     }
 }
 
