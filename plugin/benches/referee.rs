@@ -1,6 +1,6 @@
 //! Referee benchmark: prints the figures issue 6 asks of the referee core.
 //!
-//! Run `scripts/build-contracts.sh` first, then `cargo bench -p meshwork --bench referee`.
+//! Run `scripts/build-contracts.sh` first, then `cargo bench -p meshwork --features sim --bench referee`.
 //!
 //! - **Referee load**: checkpoints verified per second per core. One checkpoint = K = 30 frames
 //!   of a 16-player region in which every player places a block every frame (each frame one
@@ -15,15 +15,14 @@ use std::hint::black_box;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use meshwork::proto::contract::{
-    Address, ConsensusParams, ContractHost, ContractId, Fuel, Input, Tick,
-};
+use meshwork::proto::contract::{Address, ContractHost, ContractId, Fuel};
 use meshwork::proto::identity::{Identity, PeerId};
 use meshwork::proto::ledger::OutputId;
 use meshwork::proto::referee::{
     Checkpoint, CheckpointDigest, Claim, HostExecutor, InputLog, InputLogBuilder, Member, Panel,
-    Referee, RefereeMsg, RefereePool, Roster, SessionId, session_sequencer,
+    Referee, RefereeMsg, RefereePool, Roster, SessionId,
 };
+use meshwork::sim::sessions::sandbox_genesis;
 
 /// Frames per checkpoint.
 const K: u16 = 30;
@@ -78,55 +77,15 @@ fn address(i: &Identity) -> Address {
 
 /// The world with `PLAYERS` funded players who delegated to the session sequencer.
 fn world(players: &[Identity]) -> (ContractHost, ContractId) {
-    let mut host = ContractHost::new(ConsensusParams::default()).expect("params");
-    let token_code = host.load_code(&built("token")).expect("token");
-    let world_code = host.load_code(&built("world")).expect("world");
-    let admin = Address([0xad; 32]);
-    let (token, _) = host
-        .instantiate(
-            token_code,
-            admin,
-            &[1; 32],
-            &u64::MAX.to_le_bytes(),
-            Tick(0),
-            FUEL,
-        )
-        .expect("token");
-    let mut config = Vec::new();
-    config.extend_from_slice(&token.0);
-    config.extend_from_slice(&admin.0);
-    for v in [4u16, 4, 16] {
-        config.extend_from_slice(&v.to_le_bytes());
-    }
-    config.extend_from_slice(&10u64.to_le_bytes());
-    config.extend_from_slice(&500u64.to_le_bytes());
-    let (world, _) = host
-        .instantiate(world_code, admin, &[2; 32], &config, Tick(0), FUEL)
-        .expect("world");
-    let call = |contract, caller, data: Vec<u8>| Input {
-        contract,
-        caller,
-        tick: Tick(0),
-        fuel_limit: FUEL,
-        data,
-    };
-    let mut inputs = Vec::new();
-    for p in players {
-        let mut transfer = vec![0x01];
-        transfer.extend_from_slice(&address(p).0);
-        transfer.extend_from_slice(&1_000_000u64.to_le_bytes());
-        inputs.push(call(token, admin, transfer));
-        let mut approve = vec![0x02];
-        approve.extend_from_slice(&world.0);
-        approve.extend_from_slice(&u64::MAX.to_le_bytes());
-        inputs.push(call(token, address(p), approve));
-        let mut delegate = vec![0x05];
-        delegate.extend_from_slice(&session_sequencer().0);
-        inputs.push(call(world, address(p), delegate));
-    }
-    let setup = host.apply_transition(&inputs);
-    assert!(setup.receipts.iter().all(|r| r.result.is_ok()));
-    (host, world)
+    let addresses: Vec<Address> = players.iter().map(address).collect();
+    let g = sandbox_genesis(
+        &built("token"),
+        &built("world"),
+        (4, 16, 10),
+        &addresses,
+        1_000_000,
+    );
+    (g.host, g.world)
 }
 
 /// K frames; in each, player `p` acts with probability `percent` (a place, on its own cells).

@@ -4,7 +4,7 @@
 //! joins and leaves, who cheats, which referees are corrupt, every player's actions.
 //!
 //! - The world: one genesis host (token + world contract, every peer funded, approving the
-//!   world and delegating to [`session_sequencer`]); each *region* is an independent chain of
+//!   world and delegating to [`session_sequencer`](crate::proto::referee::session_sequencer)); each *region* is an independent chain of
 //!   sessions starting from it. A session plays `checkpoints` checkpoints of `frames_per_checkpoint`
 //!   frames; then a player leaves or joins (the roster change starts a new session from the
 //!   last finalised root). A caught cheater is always dropped.
