@@ -15,7 +15,7 @@ use std::hint::black_box;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use meshwork::proto::contract::{Address, ContractHost, ContractId, Fuel};
+use meshwork::proto::contract::{Address, ContractHost, ContractId};
 use meshwork::proto::identity::{Identity, PeerId};
 use meshwork::proto::ledger::OutputId;
 use meshwork::proto::referee::{
@@ -28,7 +28,6 @@ use meshwork::sim::sessions::sandbox_genesis;
 const K: u16 = 30;
 /// Players in the region.
 const PLAYERS: u8 = 16;
-const FUEL: Fuel = Fuel(5_000_000);
 
 fn built(name: &str) -> Vec<u8> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
