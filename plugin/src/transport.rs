@@ -12,7 +12,7 @@ pub mod memory;
 #[cfg(all(feature = "signalling", not(target_arch = "wasm32")))]
 pub mod signalling;
 
-use crate::proto::fetch::{Fetch, FetchEvent, Outgoing, SERVICE_FETCH};
+use crate::proto::fetch::{Fetch, FetchEvent, SERVICE_FETCH};
 use crate::proto::identity::PeerId;
 use crate::proto::overlay::{Event, LinkId, Overlay, TransportId};
 use crate::proto::session::{SERVICE_SESSION, SessionEvent, SessionService};
@@ -238,28 +238,7 @@ impl<T: Transport> Node<T> {
             c.start(now_ms, f);
         }
         while let Some(o) = f.poll_send() {
-            match o {
-                Outgoing::Route {
-                    key,
-                    exact,
-                    payload,
-                } => {
-                    self.overlay.send(now_ms, key, exact, payload);
-                }
-                Outgoing::Forward {
-                    key,
-                    count,
-                    exclude,
-                    payload,
-                } => {
-                    for p in self
-                        .overlay
-                        .closest_linked(&key, usize::from(count), exclude.as_ref())
-                    {
-                        self.overlay.send(now_ms, p, true, payload.clone());
-                    }
-                }
-            }
+            o.send_on(&mut self.overlay, now_ms);
         }
         while let Some(ev) = f.poll_event() {
             let ev = match (ev, &self.client) {

@@ -79,6 +79,7 @@ use crate::proto::ledger::{
     Amount, BondTerms, Committee, Epoch, LedgerError, Output, OutputId, OutputProof, SignedTicket,
     Ticket, Verdict, WinningTicket, win_threshold_for,
 };
+use crate::proto::overlay::Overlay;
 use crate::proto::overlay::drbg::Drbg;
 
 /// The one-byte service tag in front of fetch messages in a routed overlay payload.
@@ -343,6 +344,31 @@ pub enum Outgoing {
     },
 }
 
+impl Outgoing {
+    /// Hand this send to `overlay` (a `Forward` goes exactly to each picked linked peer).
+    pub fn send_on(self, overlay: &mut Overlay, now_ms: u64) {
+        match self {
+            Outgoing::Route {
+                key,
+                exact,
+                payload,
+            } => {
+                overlay.send(now_ms, key, exact, payload);
+            }
+            Outgoing::Forward {
+                key,
+                count,
+                exclude,
+                payload,
+            } => {
+                for p in overlay.closest_linked(&key, usize::from(count), exclude.as_ref()) {
+                    overlay.send(now_ms, p, true, payload.clone());
+                }
+            }
+        }
+    }
+}
+
 /// How a simulated or test responder misbehaves (test double; honest peers use `None`).
 #[doc(hidden)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -538,7 +564,7 @@ pub struct Fetch {
     tick: Tick,
     blocks: BlockStore,
     paths: BTreeSet<String>,
-    incoming: BTreeMap<u64, SignedRequest>,
+    incoming: BTreeMap<u64, (SignedRequest, [u8; 32])>,
     next_replicate_ms: u64,
     replicate_cursor: Option<[u8; 32]>,
     out: VecDeque<Outgoing>,
@@ -682,8 +708,7 @@ impl Fetch {
         head.check()?;
         let id = RequestId(self.next_id);
         self.next_id = self.next_id.wrapping_add(1);
-        let request = head.sign(&self.identity);
-        let digest = request.head.digest();
+        let (request, digest) = head.sign_digest(&self.identity);
         let mut payer_rand = [0u8; 32];
         self.rng.fill_bytes(&mut payer_rand);
         self.send_request(&request);
@@ -767,7 +792,7 @@ impl Fetch {
         let first = p.accepted.len() == 1;
         let done = !is_put || p.accepted.len() >= usize::from(request.head.replicas);
         if response.head.price > Amount::ZERO {
-            self.pay(&request, &response, payer_rand)?;
+            self.pay(&response, payer_rand)?;
         }
         let audited = contract_answer && (self.rng.next_u32() % 1_000_000) < self.cfg.audit_ppm;
         if audited {
@@ -860,7 +885,6 @@ impl Fetch {
 
     fn pay(
         &mut self,
-        request: &SignedRequest,
         response: &SignedResponse,
         payer_rand_base: [u8; 32],
     ) -> Result<(), FetchError> {
@@ -891,7 +915,8 @@ impl Fetch {
         let ticket = SignedTicket::sign(&self.identity, ticket);
         self.stats.tickets_out += 1;
         let msg = FetchMsg::Pay {
-            request: request.head.digest(),
+            // The pending request this answers, by the digest it was found under.
+            request: response.head.request,
             ticket: Box::new(ticket),
         };
         self.out.push_back(Outgoing::Route {
@@ -1121,7 +1146,7 @@ impl Fetch {
                     headers: head.headers.clone(),
                     body: head.body.clone(),
                 }));
-                self.incoming.insert(token, request);
+                self.incoming.insert(token, (request, digest));
                 return Ok(());
             }
             Target::Block { hash } => match head.method {
@@ -1279,10 +1304,9 @@ impl Fetch {
         headers: Vec<(String, String)>,
         body: Vec<u8>,
     ) {
-        let Some(request) = self.incoming.remove(&token) else {
+        let Some((request, digest)) = self.incoming.remove(&token) else {
             return;
         };
-        let digest = request.head.digest();
         let escrow = request.head.escrow.clone();
         self.answer(request, digest, status, headers, body, Proof::None, escrow);
     }

@@ -636,28 +636,7 @@ impl FetchSim {
     }
 
     fn send(&mut self, slot: usize, o: Outgoing) {
-        match o {
-            Outgoing::Route {
-                key,
-                exact,
-                payload,
-            } => {
-                self.sim
-                    .with_overlay(slot, |ov, now| ov.send(now, key, exact, payload));
-            }
-            Outgoing::Forward {
-                key,
-                count,
-                exclude,
-                payload,
-            } => {
-                self.sim.with_overlay(slot, |ov, now| {
-                    for p in ov.closest_linked(&key, usize::from(count), exclude.as_ref()) {
-                        ov.send(now, p, true, payload.clone());
-                    }
-                });
-            }
-        }
+        self.sim.with_overlay(slot, |ov, now| o.send_on(ov, now));
     }
 
     fn events(&mut self, slot: usize) {

@@ -103,16 +103,26 @@ impl RequestHead {
 
     /// Sign as `identity` (which must be the requester).
     pub fn sign(self, identity: &Identity) -> SignedRequest {
+        self.sign_digest(identity).0
+    }
+
+    /// Sign as `identity`, also returning the digest signed (encoding a head costs as much as
+    /// its body, so callers that need both compute it once).
+    pub fn sign_digest(self, identity: &Identity) -> (SignedRequest, [u8; 32]) {
         assert_eq!(
             self.requester,
             identity.public_key(),
             "requests are signed by their requester"
         );
-        let signature = identity.sign(Domain::FetchRequest, &self.digest());
-        SignedRequest {
-            head: self,
-            signature,
-        }
+        let digest = self.digest();
+        let signature = identity.sign(Domain::FetchRequest, &digest);
+        (
+            SignedRequest {
+                head: self,
+                signature,
+            },
+            digest,
+        )
     }
 }
 
