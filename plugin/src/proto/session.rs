@@ -42,11 +42,13 @@ const IN_FLIGHT_MAX: usize = 16;
 /// Early claims/attestations buffered for checkpoints we have not formed yet.
 const EARLY_MAX: usize = 256;
 
-/// A host's state: every contract's code hash and entries, enough to rebuild it at its root.
+/// A host's state: every contract's code hash, state root and entries, enough to rebuild it
+/// at its root. The per-contract roots are claims: each is checked as its contract is imported,
+/// and the rebuilt host's root must equal the checkpoint's prior root.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Snapshot {
-    /// `(contract, code, entries)` for every contract of the host.
-    pub contracts: Vec<(ContractId, CodeHash, Vec<StateEntry>)>,
+    /// `(contract, code, state root, entries)` for every contract of the host.
+    pub contracts: Vec<(ContractId, CodeHash, StateRoot, Vec<StateEntry>)>,
 }
 
 impl Snapshot {
@@ -59,6 +61,7 @@ impl Snapshot {
                     (
                         *c,
                         host.code_of(c).expect("listed contracts have code"),
+                        host.contract_root(c).expect("listed contracts have a root"),
                         host.export_state(c).expect("listed contracts have state"),
                     )
                 })
@@ -78,17 +81,12 @@ impl Snapshot {
         }
         let mut host = template.clone();
         for c in template.contracts().copied().collect::<Vec<_>>() {
-            if !self.contracts.iter().any(|(id, _, _)| *id == c) {
+            if !self.contracts.iter().any(|(id, _, _, _)| *id == c) {
                 return Err(SessionError::Malformed("snapshot lacks a contract"));
             }
         }
-        for (id, code, entries) in &self.contracts {
-            let mut probe = crate::proto::contract::MerkleMap::new();
-            for (k, v) in entries {
-                probe.insert(k, v);
-            }
-            let r = StateRoot(probe.commit());
-            host.import_contract(*id, *code, entries, r)
+        for (id, code, contract_root, entries) in &self.contracts {
+            host.import_contract(*id, *code, entries, *contract_root)
                 .map_err(|_| SessionError::Malformed("snapshot contract refused"))?;
         }
         if host.root() != root {
