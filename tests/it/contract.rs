@@ -32,7 +32,7 @@ fn repo() -> PathBuf {
 }
 
 /// A contract built by `scripts/build-contracts.sh`.
-fn built(name: &str) -> Vec<u8> {
+pub(crate) fn built(name: &str) -> Vec<u8> {
     let path = repo()
         .join("contracts/target/wasm")
         .join(format!("{name}.wasm"));

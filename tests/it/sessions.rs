@@ -10,8 +10,6 @@
 
 mod rejections;
 
-use std::path::PathBuf;
-
 use meshwork::sim::sessions::{SessionSim, SessionSimConfig};
 
 use crate::seeds::{seeds, slow, with_seed};
@@ -21,18 +19,7 @@ const CORPUS: [u64; 2] = [1, 2];
 /// More seeds with `MESHWORK_SLOW_TESTS=1`.
 const SLOW_CORPUS: [u64; 6] = [1, 2, 3, 4, 5, 6];
 
-/// A contract built by `scripts/build-contracts.sh`.
-pub fn built(name: &str) -> Vec<u8> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../contracts/target/wasm")
-        .join(format!("{name}.wasm"));
-    std::fs::read(&path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e}\ncontract `{name}` is not built: run `scripts/build-contracts.sh` first",
-            path.display()
-        )
-    })
-}
+pub(crate) use crate::contract::built;
 
 fn config(seed: u64) -> SessionSimConfig {
     SessionSimConfig {

@@ -585,8 +585,7 @@ impl FetchSim {
                 continue;
             }
             if let Some(core) = self.cores[d.at].as_mut() {
-                // bincode writes the enum variant first: 1 = `FetchMsg::Response`.
-                let is_response = rest.first() == Some(&1);
+                let is_response = is_response(rest);
                 match core.handle_message(now, d.origin, rest) {
                     Err(FetchError::WrongContent(_)) => {
                         // Every wrong block is caught by its hash and disputed at once.
@@ -626,7 +625,7 @@ impl FetchSim {
         let now = self.sim.now_ms();
         while let Some(o) = self.cores[slot].as_mut().and_then(Fetch::poll_send) {
             let is_response =
-                matches!(&o, Outgoing::Route { payload, .. } if payload.get(1) == Some(&1));
+                matches!(&o, Outgoing::Route { payload, .. } if is_response(&payload[1..]));
             if self.roles[slot] == Role::Late && is_response {
                 self.delayed.push((now + self.cfg.late_ms, slot, o));
             } else {
@@ -835,6 +834,12 @@ impl FetchSim {
     pub fn role_count(&self, role: Role) -> usize {
         self.roles.iter().filter(|r| **r == role).count()
     }
+}
+
+/// Whether encoded fetch message bytes are a `FetchMsg::Response` (bincode writes the enum
+/// variant first; `Response` is variant 1).
+fn is_response(msg: &[u8]) -> bool {
+    msg.first() == Some(&1)
 }
 
 fn collateral(cfg: &FetchSimConfig) -> u64 {
