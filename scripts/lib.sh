@@ -38,7 +38,10 @@ ensure_wasm_bindgen() {
     local want
     want=$(grep -A1 '^name = "wasm-bindgen"$' Cargo.lock | sed -n 's/^version = "\(.*\)"$/\1/p')
     if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$want" ]; then
-        cargo install wasm-bindgen-cli --version "=$want" --locked
+        # Its own lock file may name a dependency version the registry no longer offers; then
+        # resolve afresh (the CLI's version, which is what must match, stays exact).
+        cargo install wasm-bindgen-cli --version "=$want" --locked ||
+            cargo install wasm-bindgen-cli --version "=$want"
     fi
 }
 

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use clap::{Parser, Subcommand};
 use meshwork::proto::identity::{Identity, PeerId};
 use meshwork::proto::overlay::{Overlay, OverlayConfig};
+use meshwork::proto::referee::RefereePool;
 use meshwork::transport::matchbox::{MatchboxConfig, MatchboxTransport};
 use meshwork::transport::signalling::{SignallingConfig, SignallingServer};
 use meshwork::transport::{Node, NodeEvent};
@@ -54,6 +55,12 @@ struct Args {
     /// Headless sandbox bot players (they walk and build in the sandbox world).
     #[arg(long, default_value_t = 0)]
     players: usize,
+    /// Of those, bots that claim tampered roots at checkpoints (the referees must catch them).
+    #[arg(long, default_value_t = 0)]
+    cheaters: usize,
+    /// Referee peers for sandbox sessions (a session needs 16 outside its roster).
+    #[arg(long, default_value_t = 0)]
+    referees: usize,
     /// Do not serve the browser build.
     #[arg(long)]
     no_web: bool,
@@ -150,7 +157,7 @@ fn main() -> ExitCode {
     } else {
         start_web(&args, &url)
     };
-    if args.players > 0 {
+    if args.players > 0 || args.referees > 0 {
         run_players(&args, &url);
     } else if args.bots == 0 {
         if args.seconds == 0 {
@@ -209,13 +216,29 @@ fn start_web(args: &Args, url: &str) -> Option<web::WebServer> {
     }
 }
 
-/// Runs `--players` sandbox bot players (headless Bevy apps) in this thread.
+/// A referee peer of sandbox sessions: a headless node with a session service.
+struct RefereePeer {
+    node: Node<MatchboxTransport>,
+    next_announce_ms: u64,
+}
+
+/// Links each referee peer keeps: enough to be reached, few enough to stay light.
+const REFEREE_LINKS_MAX: usize = 6;
+/// How often a referee announces itself on the world topic.
+const REFEREE_ANNOUNCE_MS: u64 = 2_000;
+
+/// Runs `--referees` referee peers and `--players` sandbox bot players (headless Bevy apps, the
+/// first `--cheaters` of them cheating) in this thread.
 fn run_players(args: &Args, url: &str) {
     let start = Instant::now();
+    let now = || u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
     let mut apps = Vec::new();
+    let mut referees: Vec<RefereePeer> = Vec::new();
     println!(
-        "{} sandbox bot players joining {url}{}",
+        "{} referees and {} sandbox bot players ({} cheating) joining {url}{}",
+        args.referees,
         args.players,
+        args.cheaters.min(args.players),
         if args.seconds == 0 {
             String::from(", running until interrupted")
         } else {
@@ -223,34 +246,127 @@ fn run_players(args: &Args, url: &str) {
         }
     );
     let mut next_report = Duration::from_secs(10);
+    let mut seed_state = u64::from(std::process::id()) ^ 0x5851_f42d_4c95_7f2d;
+    let mut pool_set = false;
     while args.seconds == 0 || start.elapsed() < Duration::from_secs(args.seconds) {
-        // Join one by one, so the signalling server introduces each to the ones before.
-        if apps.len() < args.players
-            && start.elapsed() >= Duration::from_millis(300 * apps.len() as u64)
-        {
-            apps.push(meshwork_sandbox::bot_app(
-                meshwork_sandbox::matchbox_config(url),
-            ));
+        let t = now();
+        // Join one by one, so the signalling server introduces each to the ones before:
+        // referees first (sessions wait for them), then the players.
+        let joined = (referees.len() + apps.len()) as u64;
+        if t >= 300 * joined {
+            if referees.len() < args.referees {
+                let mut seed = [0u8; 32];
+                for chunk in seed.chunks_mut(8) {
+                    seed_state ^= seed_state << 13;
+                    seed_state ^= seed_state >> 7;
+                    seed_state ^= seed_state << 17;
+                    chunk.copy_from_slice(&seed_state.to_le_bytes());
+                }
+                let identity = Identity::from_seed(seed);
+                match meshwork_sandbox::session::referee_service(identity.clone()) {
+                    Ok(service) => {
+                        let cfg = OverlayConfig {
+                            links_max: REFEREE_LINKS_MAX,
+                            ..OverlayConfig::default()
+                        };
+                        let overlay = Overlay::new(identity, cfg, t, seed);
+                        let transport = MatchboxTransport::new(MatchboxConfig::new(url));
+                        referees.push(RefereePeer {
+                            node: Node::new(overlay, transport).with_session(service),
+                            next_announce_ms: t + 1_000,
+                        });
+                    }
+                    Err(e) => {
+                        eprintln!("referee: {e}");
+                        return;
+                    }
+                }
+            } else if apps.len() < args.players {
+                let cheat = apps.len() < args.cheaters;
+                apps.push(meshwork_sandbox::bot_app_with(
+                    meshwork_sandbox::matchbox_config(url),
+                    cheat,
+                ));
+            }
+        }
+        if referees.len() == args.referees && !pool_set && args.referees > 0 {
+            // Every referee judges with the same pool the players learn from the announcements
+            // (a panel is drawn from the pool, so both sides must hold the same one).
+            pool_set = true;
+            let keys: Vec<_> = referees
+                .iter()
+                .map(|r| r.node.overlay.identity().public_key())
+                .collect();
+            for r in &mut referees {
+                if let (Some(s), Ok(pool)) = (r.node.session.as_mut(), RefereePool::new(keys.clone()))
+                {
+                    s.config_mut().pool = pool;
+                }
+            }
+        }
+        for r in &mut referees {
+            r.node.tick(t);
+            if t >= r.next_announce_ms && r.node.overlay.linked_peers().next().is_some() {
+                r.next_announce_ms = t + REFEREE_ANNOUNCE_MS;
+                let key = r.node.overlay.identity().public_key();
+                r.node.overlay.publish(
+                    t,
+                    meshwork_sandbox::net::WORLD_TOPIC,
+                    meshwork_sandbox::session::referee_announcement(key),
+                );
+            }
         }
         for app in &mut apps {
             app.update();
         }
         if start.elapsed() >= next_report {
             next_report += Duration::from_secs(10);
-            for app in &mut apps {
-                let game = app.world().resource::<meshwork_sandbox::Game>();
-                let peers = app.world().resource::<meshwork::bevy::Peers>();
-                println!(
-                    "player {}: {} links, {} avatars seen, {} blocks in the world, balance {}",
-                    game.me.short(),
-                    peers.linked.len(),
-                    game.avatars.len(),
-                    game.world.as_ref().map_or(0, |w| w.blocks().len()),
-                    game.balance().unwrap_or(0),
-                );
-            }
+            report_players(&mut apps, &referees);
         }
-        std::thread::sleep(Duration::from_millis(16));
+        std::thread::sleep(Duration::from_millis(8));
+    }
+}
+
+fn report_players(apps: &mut [meshwork_sandbox::BevyApp], referees: &[RefereePeer]) {
+    if !referees.is_empty() {
+        let duties: u64 = referees
+            .iter()
+            .filter_map(|r| r.node.session.as_ref())
+            .map(|s| s.stats().refereed)
+            .sum();
+        let links: usize = referees
+            .iter()
+            .map(|r| r.node.overlay.linked_peers().count())
+            .sum();
+        println!(
+            "referees: {} peers, {:.1} links each, {duties} checkpoints attested or judged",
+            referees.len(),
+            links as f64 / referees.len() as f64
+        );
+    }
+    for app in apps.iter_mut() {
+        let game = app.world().resource::<meshwork_sandbox::Game>();
+        let play = app
+            .world()
+            .resource::<meshwork_sandbox::session::Play>();
+        let peers = app.world().resource::<meshwork::bevy::Peers>();
+        println!(
+            "player {}: {} links, {} in session, {} blocks, balance {}, finalised height {} ({} checkpoints, last {} ms), {} cheats caught{}",
+            game.me.short(),
+            peers.linked.len(),
+            play.roster.len(),
+            game.world.as_ref().map_or(0, |w| w.blocks().len()),
+            game.balance().unwrap_or(0),
+            game.height,
+            play.finalised,
+            play.finality_ms.map_or("-".into(), |m| m.to_string()),
+            play.cheats_caught,
+            if play.status.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", play.status)
+            },
+        );
     }
 }
 

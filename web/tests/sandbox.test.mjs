@@ -1,6 +1,9 @@
-// Browser test of the Meshwork sandbox: the node (signalling + web server + bot players) and two
-// tabs of real Chromium. Tab A places a block with a real mouse click on the canvas; tab B must
-// see it in its own world. Screenshots of both tabs are saved as artifacts (paths printed).
+// Browser test of the Meshwork sandbox: the node (signalling, web server, 16 referee peers, bot
+// players, one of them cheating) and two tabs of real Chromium playing in one session. The
+// cheating bot's tampered root is caught by the referees and it is dropped from the session;
+// tab A places a block with a real mouse click on the canvas; tab B must see it in its own
+// world once the referees have finalised the checkpoint holding it. Screenshots of both tabs
+// are saved as artifacts (paths printed).
 //
 // Run from the repo root after scripts/build-contracts.sh and scripts/build-web.sh:
 //   MESHWORK_BIN=target/.../meshwork node web/tests/sandbox.test.mjs
@@ -34,10 +37,14 @@ async function fail(why) {
   process.exit(1);
 }
 
-// 1. The node on free loopback ports, with two bot players; wait for the URL it prints.
+// 1. The node on free loopback ports, with referees and three bot players (one cheating); wait
+// for the URL it prints.
 node = spawn(
   bin,
-  ["--signalling-port", "0", "--web-port", "0", "--web-dir", "web", "--players", "2", "--seconds", "0"],
+  [
+    "--signalling-port", "0", "--web-port", "0", "--web-dir", "web",
+    "--referees", "16", "--players", "3", "--cheaters", "1", "--seconds", "0",
+  ],
   { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, RUST_LOG: process.env.RUST_LOG || "warn" } },
 );
 node.stderr.on("data", (d) => process.stderr.write(`[node] ${d}`));
@@ -89,16 +96,26 @@ const waitFor = async (what, fn, ms) => {
   }
 };
 
-// 3. Both tabs run, are linked into the mesh and have the world so far.
-for (const [name, page] of [["A", a], ["B", b]]) {
-  const s = await waitFor(`tab ${name} linked and synced`, async () => {
+// 3. The referees catch the cheating bot (its claimed root is not what re-execution gives).
+const caught = await waitFor("the cheating bot caught by the referees", async () => {
+  for (const page of [a, b]) {
     const s = await state(page);
-    return s && s.links >= 1 && s.synced ? s : null;
-  }, 90_000);
-  log(`tab ${name}: peer ${s.peer.slice(0, 8)}, ${s.links} links, ${s.blocks.length} blocks`);
+    if (s && s.cheats >= 1) return s;
+  }
+  return null;
+}, 150_000);
+log(`cheat detected (${caught.cheats}); finalised height ${caught.height}`);
+
+// 4. Both tabs play in one running session that has finalised a checkpoint since.
+for (const [name, page] of [["A", a], ["B", b]]) {
+  const s = await waitFor(`tab ${name} playing`, async () => {
+    const s = await state(page);
+    return s && s.links >= 1 && s.synced && s.roster >= 2 && s.height > caught.height ? s : null;
+  }, 60_000);
+  log(`tab ${name}: peer ${s.peer.slice(0, 8)}, ${s.links} links, session of ${s.roster}, finalised height ${s.height}, ${s.blocks.length} blocks`);
 }
 
-// 4. Tab A clicks an empty cell (cell (x, y) is drawn at canvas pixel 20 + 20x + 10, 20 + 20y + 10).
+// 5. Tab A clicks an empty cell (cell (x, y) is drawn at canvas pixel 20 + 20x + 10, 20 + 20y + 10).
 const before = await state(a);
 const taken = new Set(before.blocks.map(([x, y]) => `${x},${y}`));
 let cell;
@@ -107,19 +124,20 @@ const canvas = await a.$("canvas#meshwork");
 await canvas.click({ position: { x: 20 + 20 * cell[0] + 10, y: 20 + 20 * cell[1] + 10 } });
 log(`tab A clicked cell (${cell})`);
 const has = (s) => s && s.blocks.some(([x, y]) => x === cell[0] && y === cell[1]);
+const hasFinal = (s) => s && s.final_blocks.some(([x, y]) => x === cell[0] && y === cell[1]);
 const sa = await waitFor("the block in tab A's world", async () => { const s = await state(a); return has(s) ? s : null; }, 20_000);
 log(`tab A placed it; balance ${before.balance} -> ${sa.balance}`);
 if (!(sa.balance < before.balance)) await fail("the block was not paid for");
-const sb = await waitFor("the block in tab B's world", async () => { const s = await state(b); return has(s) ? s : null; }, 30_000);
-log(`tab B sees the block at (${cell}) (${sb.blocks.length} blocks)`);
+const sb = await waitFor("the block finalised in tab B's world", async () => { const s = await state(b); return hasFinal(s) ? s : null; }, 30_000);
+log(`tab B sees the block at (${cell}) finalised at height ${sb.height} (${sb.final_blocks.length} blocks)`);
 
-// 5. Artifacts: both tabs after a moment to draw.
+// 6. Artifacts: both tabs after a moment to draw.
 await new Promise((r) => setTimeout(r, 1000));
 const shotA = `${artifacts}/tab-a.png`;
 const shotB = `${artifacts}/tab-b.png`;
 await a.screenshot({ path: shotA });
 await b.screenshot({ path: shotB });
 log(`screenshots: ${shotA} ${shotB}`);
-console.log("PASS: tab A placed a block, tab B sees it");
+console.log("PASS: the cheating bot was caught; tab A placed a block, tab B sees it finalised");
 await cleanup();
 process.exit(0);

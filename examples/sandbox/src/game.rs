@@ -1,11 +1,10 @@
-//! The game's headless half: the [`Game`] resource (world state, avatars, action history) and
-//! the systems that keep it in step with the other players over the mesh. Rendering and input
-//! live in `window.rs`; the node's bot players run this alone under `MinimalPlugins`.
+//! The game's headless half: the [`Game`] resource (world state, avatars) and the systems that
+//! keep it in step with the other players over the mesh. Rendering and input live in
+//! `window.rs`; the node's bot players run this alone under `MinimalPlugins`.
 //!
-//! Until rollback sessions carry inputs, actions travel on the world topic and every peer applies
-//! them in arrival order; a newcomer replays the history a peer sends it. Concurrent conflicting
-//! actions (two players on one empty cell at the same moment) can leave peers with different
-//! roots; the session's ordered input log is what fixes that.
+//! Avatars and their positions travel on the world topic (presence, ten times a second); the
+//! world's actions travel in the session (`crate::session`): GGRS orders them, every player
+//! applies the confirmed frames, and referees finalise the checkpoints.
 
 use std::collections::BTreeMap;
 
@@ -13,24 +12,23 @@ use bevy::prelude::*;
 use bevy::time::Real;
 use meshwork::bevy::prelude::*;
 use meshwork::proto::contract::Address;
+use meshwork::proto::identity::PublicKey;
+use meshwork::proto::referee::CheckpointDigest;
 
-use crate::net::{HISTORY_MAX, SandboxMsg, Stamped, WORLD_TOPIC};
+use crate::net::{SandboxMsg, WORLD_TOPIC};
+use crate::session::{CheatFlag, Play, Proposals};
 use crate::world::{Action, Outcome, SandboxWorld, cells_x, cells_y, code};
 
 /// Avatars not heard from for this long are dropped.
 const AVATAR_TIMEOUT_MS: u64 = 5_000;
 /// How often a player publishes its presence.
 const PRESENCE_INTERVAL_MS: u64 = 100;
-/// How long a newcomer waits between history requests.
-const HELLO_INTERVAL_MS: u64 = 1_500;
-/// History requests before a newcomer assumes it is alone.
-const HELLOS_MAX: u32 = 4;
 /// How often the world topic subscription is renewed.
 const RESUBSCRIBE_MS: u64 = 5_000;
-/// Players whose sequence numbers are tracked.
-const PLAYERS_MAX: usize = 4_096;
+/// Avatars tracked.
+const AVATARS_MAX: usize = 4_096;
 
-/// Request: take `action` as the local player (applied locally, then published).
+/// Request: take `action` as the local player (queued for the session's next frame).
 #[derive(Message, Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TakeAction(pub Action);
 
@@ -54,49 +52,25 @@ pub struct Avatar {
     pub links: Vec<PeerId>,
     /// A bot player.
     pub bot: bool,
+    /// Its public key, once its presence checked out.
+    pub key: Option<PublicKey>,
+    /// Its finalised height.
+    pub height: u64,
     /// When we last heard of it (`Time<Real>` ms).
     pub seen_ms: u64,
-}
-
-/// Which sequence numbers of one player were applied: the highest and a window of 64 below it.
-#[derive(Debug, Clone, Copy, Default)]
-struct SeqWindow {
-    max: u64,
-    below: u64,
-}
-
-impl SeqWindow {
-    /// Records `seq`; false if it was already recorded or is too old to tell.
-    fn insert(&mut self, seq: u64) -> bool {
-        if seq > self.max {
-            let shift = seq - self.max;
-            self.below = if shift >= 64 {
-                0
-            } else {
-                (self.below << shift) | (1 << (shift - 1))
-            };
-            if self.max == 0 {
-                self.below = 0;
-            }
-            self.max = seq;
-            return true;
-        }
-        let back = self.max - seq;
-        if back == 0 || back > 64 {
-            return false;
-        }
-        let bit = 1 << (back - 1);
-        let fresh = self.below & bit == 0;
-        self.below |= bit;
-        fresh
-    }
 }
 
 /// The sandbox's state on this peer.
 #[derive(Resource)]
 pub struct Game {
-    /// The world, or why it could not be built.
+    /// The world as of the last confirmed frame, or why it could not be built.
     pub world: Result<SandboxWorld, String>,
+    /// The world as of the last finalised checkpoint (`None` if it could not be built).
+    pub finalised: Option<SandboxWorld>,
+    /// The frame that checkpoint ends at (0: genesis).
+    pub height: u64,
+    /// That checkpoint's digest (all zeros: genesis).
+    pub parent: CheckpointDigest,
     /// The local player.
     pub me: PeerId,
     /// A bot player (no window).
@@ -107,15 +81,8 @@ pub struct Game {
     pub avatars: BTreeMap<PeerId, Avatar>,
     /// What came of the local player's last action.
     pub last_outcome: Option<String>,
-    /// Actions applied, in order (what a newcomer replays); at most [`HISTORY_MAX`].
-    pub history: Vec<Stamped>,
-    /// A history was adopted, or nobody answered.
+    /// Playing in a running session.
     pub synced: bool,
-    seqs: BTreeMap<PeerId, SeqWindow>,
-    next_seq: u64,
-    frame: u64,
-    hellos: u32,
-    last_hello_ms: u64,
     last_presence_ms: u64,
     last_subscribe_ms: u64,
 }
@@ -129,19 +96,16 @@ impl Game {
         }
         let spawn = Vec2::new(cells_x() as f32 / 2.0, cells_y() as f32 / 2.0);
         Self {
+            finalised: world.as_ref().ok().cloned(),
             world,
+            height: 0,
+            parent: CheckpointDigest([0; 32]),
             me,
             bot,
             pos: spawn,
             avatars: BTreeMap::new(),
             last_outcome: None,
-            history: Vec::new(),
             synced: false,
-            seqs: BTreeMap::new(),
-            next_seq: 1,
-            frame: 0,
-            hellos: 0,
-            last_hello_ms: 0,
             last_presence_ms: 0,
             last_subscribe_ms: 0,
         }
@@ -159,49 +123,6 @@ impl Game {
     pub fn cell(&self) -> (u32, u32) {
         cell_of(self.pos)
     }
-
-    /// Applies `s` unless it was applied before; returns its outcome if it ran.
-    fn apply(&mut self, s: Stamped) -> Option<Outcome> {
-        if self.seqs.len() >= PLAYERS_MAX && !self.seqs.contains_key(&s.player) {
-            return None;
-        }
-        if !self.seqs.entry(s.player).or_default().insert(s.seq) {
-            return None;
-        }
-        let world = self.world.as_mut().ok()?;
-        self.frame += 1;
-        let outcome = world
-            .apply_frame(self.frame, &[(Address(s.player.0), s.action)])
-            .pop()?;
-        if self.history.len() < HISTORY_MAX {
-            self.history.push(s);
-        }
-        Some(outcome)
-    }
-
-    /// Adopts a peer's history if it knows more than we do: replays it from genesis, then our
-    /// own actions it lacks.
-    fn adopt(&mut self, history: Vec<Stamped>) -> bool {
-        if history.len() <= self.history.len() {
-            return false;
-        }
-        let Ok(fresh) = SandboxWorld::genesis(code::TOKEN, code::WORLD) else {
-            return false;
-        };
-        let known: std::collections::BTreeSet<(PeerId, u64)> =
-            history.iter().map(|s| (s.player, s.seq)).collect();
-        let ours: Vec<Stamped> = std::mem::take(&mut self.history)
-            .into_iter()
-            .filter(|s| !known.contains(&(s.player, s.seq)))
-            .collect();
-        self.world = Ok(fresh);
-        self.seqs.clear();
-        self.frame = 0;
-        for s in history.into_iter().chain(ours) {
-            self.apply(s);
-        }
-        true
-    }
 }
 
 /// The cell holding position `pos` (in cells), clamped to the world.
@@ -215,24 +136,29 @@ pub fn cell_of(pos: Vec2) -> (u32, u32) {
 pub enum SandboxSystems {
     /// The local player (keyboard and mouse, or the bot) moves and asks for actions.
     Input,
-    /// Messages from the mesh and the local requests are applied to the world; presence and
-    /// actions are published.
+    /// Messages from the mesh are taken in, the session advances, presence is published.
     Sync,
     /// What is drawn follows the state.
     Draw,
 }
 
-/// The game's headless systems. Needs `MeshworkPlugin` (and, for a player, `SandboxWindowPlugin`).
+/// The game's headless systems. Needs `MeshworkPlugin` built with its `ggrs` feature (and, for
+/// a player, `SandboxWindowPlugin`).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SandboxPlugin {
     /// Run as a bot player (wanders and builds on its own).
     pub bot: bool,
+    /// Claim tampered roots at checkpoints (a cheating player, for the demo and its tests).
+    pub cheat: bool,
 }
 
 impl Plugin for SandboxPlugin {
     fn build(&self, app: &mut App) {
         let me = app.world().resource::<LocalPeer>().peer_id;
         app.insert_resource(Game::new(me, self.bot))
+            .init_resource::<Play>()
+            .init_resource::<Proposals>()
+            .insert_resource(CheatFlag(self.cheat))
             .add_message::<TakeAction>()
             .add_message::<ActionApplied>()
             .configure_sets(
@@ -246,7 +172,14 @@ impl Plugin for SandboxPlugin {
             )
             .add_systems(
                 Update,
-                (receive, take_actions, publish_presence, ask_history)
+                (
+                    crate::session::attach,
+                    receive,
+                    take_actions,
+                    crate::session::outcomes,
+                    crate::session::play_session,
+                    publish_presence,
+                )
                     .chain()
                     .in_set(SandboxSystems::Sync),
             );
@@ -256,17 +189,17 @@ impl Plugin for SandboxPlugin {
     }
 }
 
-fn now_ms(time: &Time<Real>) -> u64 {
+pub(crate) fn now_ms(time: &Time<Real>) -> u64 {
     u64::try_from(time.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
 fn receive(
     time: Res<Time<Real>>,
     mut game: ResMut<Game>,
+    mut play: ResMut<Play>,
+    mut proposals: ResMut<Proposals>,
     mut published: MessageReader<Published>,
     mut received: MessageReader<MessageReceived>,
-    mut send: MessageWriter<SendMessage>,
-    mut applied: MessageWriter<ActionApplied>,
 ) {
     let now = now_ms(&time);
     let topic = PeerId::hash_of(WORLD_TOPIC);
@@ -288,95 +221,58 @@ fn receive(
                 y_milli,
                 links,
                 bot,
+                key,
+                height,
             } => {
+                if game.avatars.len() >= AVATARS_MAX && !game.avatars.contains_key(&p.origin) {
+                    continue;
+                }
                 let pos = Vec2::new(x_milli as f32 / 1000.0, y_milli as f32 / 1000.0);
+                let key = (PeerId::from_public_key(&key) == p.origin).then_some(key);
                 game.avatars.insert(
                     p.origin,
                     Avatar {
                         pos,
                         links,
                         bot,
+                        key,
+                        height,
                         seen_ms: now,
                     },
                 );
             }
-            // Only the author may publish its own actions (the overlay's origin is a hint
-            // here; signed inputs come with rollback sessions).
-            SandboxMsg::Act(s) if s.player == p.origin => {
-                if let Some(outcome) = game.apply(s) {
-                    applied.write(ActionApplied {
-                        player: s.player,
-                        action: s.action,
-                        outcome,
-                    });
-                }
+            SandboxMsg::Referee { key } => {
+                crate::session::heard_referee(&mut play, p.origin, key, now);
             }
-            SandboxMsg::Act(_) => {}
-            SandboxMsg::Hello if !game.history.is_empty() => {
-                send.write(SendMessage {
-                    target: p.origin,
-                    exact: true,
-                    payload: SandboxMsg::History(game.history.clone()).encode(),
-                });
-            }
-            SandboxMsg::Hello | SandboxMsg::History(_) => {}
+            SandboxMsg::Propose(_) => {}
         }
     }
     for m in received.read() {
-        if let Ok(SandboxMsg::History(h)) = SandboxMsg::decode(&m.payload) {
-            let count = h.len();
-            if game.adopt(h) {
-                info!(
-                    "adopted a history of {count} actions from {}",
-                    m.origin.short()
-                );
+        match SandboxMsg::decode(&m.payload) {
+            Ok(SandboxMsg::Propose(p)) => {
+                if proposals.0.len() < 16 {
+                    proposals.0.push((m.origin, *p));
+                }
             }
-            game.synced = true;
+            Ok(_) => {}
+            Err(e) => debug!("direct message from {} refused: {e}", m.origin.short()),
         }
     }
     game.avatars
         .retain(|_, a| now.saturating_sub(a.seen_ms) <= AVATAR_TIMEOUT_MS);
+    game.synced = play.running();
 }
 
-fn take_actions(
-    mut game: ResMut<Game>,
-    mut requests: MessageReader<TakeAction>,
-    mut publish: MessageWriter<Subscribe>,
-    mut applied: MessageWriter<ActionApplied>,
-) {
+fn take_actions(mut play: ResMut<Play>, mut requests: MessageReader<TakeAction>) {
     for TakeAction(action) in requests.read() {
-        let s = Stamped {
-            player: game.me,
-            seq: game.next_seq,
-            action: *action,
-        };
-        game.next_seq += 1;
-        let Some(outcome) = game.apply(s) else {
-            continue;
-        };
-        game.last_outcome = Some(match &outcome {
-            Outcome::Done => match action {
-                Action::Place { x, y, .. } => format!("placed a block at ({x}, {y})"),
-                Action::Remove { x, y } => format!("removed the block at ({x}, {y})"),
-            },
-            Outcome::Refused(why) => format!("refused: {why}"),
-        });
-        // Refused actions travel too: every peer refuses them alike, and the log stays whole.
-        publish.write(Subscribe {
-            topic: WORLD_TOPIC.to_vec(),
-            payload: Some(SandboxMsg::Act(s).encode()),
-        });
-        applied.write(ActionApplied {
-            player: s.player,
-            action: s.action,
-            outcome,
-        });
+        play.queue(*action);
     }
 }
 
 fn publish_presence(
     time: Res<Time<Real>>,
     mut game: ResMut<Game>,
+    play: Res<Play>,
     peers: Res<Peers>,
     mut publish: MessageWriter<Subscribe>,
 ) {
@@ -390,6 +286,9 @@ fn publish_presence(
             payload: None,
         });
     }
+    let Some(key) = play.key else {
+        return;
+    };
     if peers.linked.is_empty() || now.saturating_sub(game.last_presence_ms) < PRESENCE_INTERVAL_MS {
         return;
     }
@@ -404,58 +303,11 @@ fn publish_presence(
             .take(crate::net::LINKS_MAX)
             .collect(),
         bot: game.bot,
+        key,
+        height: game.height,
     };
     publish.write(Subscribe {
         topic: WORLD_TOPIC.to_vec(),
         payload: Some(msg.encode()),
     });
-}
-
-fn ask_history(
-    time: Res<Time<Real>>,
-    mut game: ResMut<Game>,
-    peers: Res<Peers>,
-    mut publish: MessageWriter<Subscribe>,
-) {
-    let now = now_ms(&time);
-    if game.synced || peers.linked.is_empty() {
-        return;
-    }
-    if game.hellos >= HELLOS_MAX {
-        game.synced = true;
-        return;
-    }
-    if game.hellos > 0 && now.saturating_sub(game.last_hello_ms) < HELLO_INTERVAL_MS {
-        return;
-    }
-    // The first request waits a little for the subscription to reach the topic's rendezvous.
-    if game.hellos == 0 && game.last_hello_ms == 0 {
-        game.last_hello_ms = now.max(1);
-        return;
-    }
-    game.hellos += 1;
-    game.last_hello_ms = now;
-    publish.write(Subscribe {
-        topic: WORLD_TOPIC.to_vec(),
-        payload: Some(SandboxMsg::Hello.encode()),
-    });
-}
-
-#[cfg(test)]
-mod tests {
-    use super::SeqWindow;
-
-    #[test]
-    fn seq_window_accepts_each_number_once() {
-        let mut w = SeqWindow::default();
-        assert!(w.insert(1));
-        assert!(!w.insert(1));
-        assert!(w.insert(3));
-        assert!(w.insert(2), "out of order but new");
-        assert!(!w.insert(2));
-        assert!(w.insert(100));
-        assert!(!w.insert(3), "too old to tell: refused");
-        assert!(w.insert(99));
-        assert!(!w.insert(99));
-    }
 }

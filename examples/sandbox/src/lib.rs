@@ -14,6 +14,7 @@
 pub mod bot;
 pub mod game;
 pub mod net;
+pub mod session;
 #[cfg(feature = "window")]
 pub mod window;
 pub mod world;
@@ -23,6 +24,7 @@ use meshwork::bevy::prelude::*;
 use meshwork::bevy::{IdentitySource, TransportConfig};
 use meshwork::transport::matchbox::MatchboxConfig;
 
+pub use bevy::app::App as BevyApp;
 pub use game::{ActionApplied, Game, SandboxPlugin, SandboxSystems, TakeAction};
 
 /// The signalling room URL the node's embedded server offers by default.
@@ -40,9 +42,15 @@ pub fn matchbox_config(signalling_url: &str) -> MeshworkConfig {
 /// A headless bot player: `MinimalPlugins`, Meshwork over `config`, the sandbox as a bot. Drive
 /// it with `App::update`.
 pub fn bot_app(config: MeshworkConfig) -> App {
+    bot_app_with(config, false)
+}
+
+/// A headless bot player that claims tampered roots at every checkpoint when `cheat` (what
+/// referees must catch).
+pub fn bot_app_with(config: MeshworkConfig, cheat: bool) -> App {
     let mut app = App::new();
     app.add_plugins(MinimalPlugins)
         .add_plugins(MeshworkPlugin::new(config))
-        .add_plugins(SandboxPlugin { bot: true });
+        .add_plugins(SandboxPlugin { bot: true, cheat });
     app
 }

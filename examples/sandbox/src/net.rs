@@ -1,30 +1,40 @@
-//! What sandbox players say to each other over the mesh: presence and actions published on the
-//! world topic, and the action history a newcomer asks for. Bincode through
+//! What sandbox players say to each other over the mesh: presence and referee announcements
+//! published on the world topic, and session proposals sent to each proposed member. Bincode through
 //! `meshwork::proto::wire` (bounded decode); everything decoded is checked against its bounds
 //! before use, and nothing here panics on what a peer sends.
 
-use meshwork::proto::identity::PeerId;
+use meshwork::proto::contract::StateRoot;
+use meshwork::proto::identity::{PeerId, PublicKey};
+use meshwork::proto::referee::{CheckpointDigest, Member, ROSTER_MAX};
+use meshwork::proto::session::{SNAPSHOT_CONTRACTS_MAX, Snapshot};
 use meshwork::proto::wire;
 use serde::{Deserialize, Serialize};
 
-use crate::world::{Action, cells_x, cells_y};
+use crate::world::{cells_x, cells_y};
 
 /// The overlay topic every sandbox player subscribes to.
 pub const WORLD_TOPIC: &[u8] = b"meshwork-sandbox/world/v1";
 /// Links a presence may list (the overlay's default cap is 24).
 pub const LINKS_MAX: usize = 32;
-/// Actions a history may carry.
-pub const HISTORY_MAX: usize = 4_096;
+/// Referees a proposal may list.
+pub const REFEREES_MAX: usize = 256;
 
-/// An action as it travels: who did it, their sequence number, what.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct Stamped {
-    /// The acting player.
-    pub player: PeerId,
-    /// Its per-player sequence number (deduplicates copies).
-    pub seq: u64,
-    /// The action.
-    pub action: Action,
+/// A session proposal: who plays, judged by whom, from which finalised state. Every member
+/// that accepts derives the same session id from it (see `crate::session`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Proposal {
+    /// The players (keys and session bonds).
+    pub members: Vec<Member>,
+    /// The referee pool the panel is drawn from.
+    pub referees: Vec<PublicKey>,
+    /// The last finalised checkpoint (all zeros: the world's genesis).
+    pub parent: CheckpointDigest,
+    /// The frame the session starts at: the finalised height.
+    pub first_frame: u64,
+    /// The finalised world's root (before newcomers are onboarded).
+    pub root: StateRoot,
+    /// That world's state, for members that do not hold it.
+    pub snapshot: Snapshot,
 }
 
 /// A sandbox message.
@@ -40,13 +50,18 @@ pub enum SandboxMsg {
         links: Vec<PeerId>,
         /// A bot player (drawn differently).
         bot: bool,
+        /// Its public key (its peer id is the key's hash).
+        key: PublicKey,
+        /// The frame its last finalised checkpoint ends at (0: genesis).
+        height: u64,
     },
-    /// An action the sender took (published).
-    Act(Stamped),
-    /// A newcomer asks for the action history (published; answered by [`SandboxMsg::History`]).
-    Hello,
-    /// The actions applied so far, in order (sent to the newcomer only).
-    History(Vec<Stamped>),
+    /// A referee is available (published by referee peers).
+    Referee {
+        /// Its public key.
+        key: PublicKey,
+    },
+    /// A session proposal (sent to each proposed member).
+    Propose(Box<Proposal>),
 }
 
 /// Why a message was refused.
@@ -70,6 +85,18 @@ impl SandboxMsg {
     pub fn decode(bytes: &[u8]) -> Result<Self, NetError> {
         let msg: Self = wire::decode(bytes)?;
         match &msg {
+            Self::Propose(p) => {
+                if p.members.is_empty() || p.members.len() > ROSTER_MAX {
+                    return Err(NetError::Bounds("roster size"));
+                }
+                if p.referees.len() > REFEREES_MAX {
+                    return Err(NetError::Bounds("too many referees"));
+                }
+                if p.snapshot.contracts.len() > SNAPSHOT_CONTRACTS_MAX {
+                    return Err(NetError::Bounds("too many contracts"));
+                }
+            }
+            Self::Referee { .. } => {}
             Self::Presence {
                 x_milli,
                 y_milli,
@@ -83,27 +110,9 @@ impl SandboxMsg {
                     return Err(NetError::Bounds("too many links"));
                 }
             }
-            Self::Act(s) => check_action(&s.action)?,
-            Self::History(h) => {
-                if h.len() > HISTORY_MAX {
-                    return Err(NetError::Bounds("history too long"));
-                }
-                for s in h {
-                    check_action(&s.action)?;
-                }
-            }
-            Self::Hello => {}
         }
         Ok(msg)
     }
-}
-
-fn check_action(a: &Action) -> Result<(), NetError> {
-    let (x, y) = a.cell();
-    if x >= cells_x() || y >= cells_y() {
-        return Err(NetError::Bounds("cell outside the world"));
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -112,23 +121,34 @@ mod tests {
 
     #[test]
     fn messages_round_trip_and_bounds_hold() {
-        let act = SandboxMsg::Act(Stamped {
-            player: PeerId([3; 32]),
-            seq: 7,
-            action: Action::Place {
-                x: 1,
-                y: 2,
-                kind: 3,
-            },
-        });
-        assert_eq!(SandboxMsg::decode(&act.encode()).expect("valid"), act);
-        let outside = SandboxMsg::Act(Stamped {
-            player: PeerId([3; 32]),
-            seq: 7,
-            action: Action::Remove { x: cells_x(), y: 0 },
-        });
+        let referee = SandboxMsg::Referee {
+            key: PublicKey([3; 32]),
+        };
+        assert_eq!(SandboxMsg::decode(&referee.encode()).expect("valid"), referee);
+        let outside = SandboxMsg::Presence {
+            x_milli: cells_x() * 1000 + 1,
+            y_milli: 0,
+            links: Vec::new(),
+            bot: false,
+            key: PublicKey([0; 32]),
+            height: 0,
+        };
         assert!(matches!(
             SandboxMsg::decode(&outside.encode()),
+            Err(NetError::Bounds(_))
+        ));
+        let empty = SandboxMsg::Propose(Box::new(Proposal {
+            members: Vec::new(),
+            referees: Vec::new(),
+            parent: CheckpointDigest([0; 32]),
+            first_frame: 0,
+            root: StateRoot::default(),
+            snapshot: Snapshot {
+                contracts: Vec::new(),
+            },
+        }));
+        assert!(matches!(
+            SandboxMsg::decode(&empty.encode()),
             Err(NetError::Bounds(_))
         ));
         let crowded = SandboxMsg::Presence {
@@ -136,6 +156,8 @@ mod tests {
             y_milli: 0,
             links: vec![PeerId([0; 32]); LINKS_MAX + 1],
             bot: false,
+            key: PublicKey([0; 32]),
+            height: 0,
         };
         assert!(SandboxMsg::decode(&crowded.encode()).is_err());
         assert!(SandboxMsg::decode(&[0xff, 0xff, 0xff]).is_err());

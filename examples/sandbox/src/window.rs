@@ -59,7 +59,7 @@ pub fn player_app(options: &WindowOptions) -> App {
     .add_plugins(MeshworkPlugin::new(crate::matchbox_config(
         &options.signalling_url,
     )))
-    .add_plugins(SandboxPlugin { bot: false })
+    .add_plugins(SandboxPlugin::default())
     .add_plugins(SandboxWindowPlugin);
     app
 }
@@ -397,6 +397,8 @@ fn draw_map(mut gizmos: Gizmos, game: Res<Game>, peers: Res<Peers>) {
 
 fn hud(
     game: Res<Game>,
+    play: Res<crate::session::Play>,
+    diagnostics: Res<bevy::diagnostic::DiagnosticsStore>,
     peers: Res<Peers>,
     selected: Res<Selected>,
     wallet: Option<Res<Wallet>>,
@@ -450,8 +452,30 @@ fn hud(
     s.push_str(&format!(
         "region ({rx}, {ry}) of {REGIONS_X}x{REGIONS_Y}: {in_region} player(s) here\n"
     ));
-    s.push_str("referee duties: 0 (placeholder: referee core not wired)\n");
-    s.push_str("last finalised checkpoint: none (placeholder)\n");
+    let duties = diagnostics
+        .get(&meshwork::bevy::session::diagnostics::REFEREE_DUTIES)
+        .and_then(|d| d.value())
+        .unwrap_or(0.0);
+    s.push_str(&format!(
+        "referee duties: {duties:.0} checkpoints of other sessions\n"
+    ));
+    match play.session {
+        Some(id) => s.push_str(&format!(
+            "session {}: {} players, {} referees in the pool\n",
+            hex::encode(&id.0[..4]),
+            play.roster.len(),
+            play.referees.len()
+        )),
+        None => s.push_str(&format!("session: none ({})\n", play.status)),
+    }
+    s.push_str(&format!(
+        "finalised: frame {} ({} checkpoints{})\ncheats caught: {}\n",
+        game.height,
+        play.finalised,
+        play.finality_ms
+            .map_or(String::new(), |m| format!(", last in {m} ms")),
+        play.cheats_caught
+    ));
     s.push_str(&format!("world root: {root}… after {frames} frames\n\n"));
     if let Some(o) = &game.last_outcome {
         s.push_str(&format!("last action: {o}\n\n"));
@@ -460,19 +484,22 @@ fn hud(
         "move: arrows / WASD   block kind: {} (keys 1-3)\nclick: place / remove   right click: remove\n",
         selected.0
     ));
-    if !game.synced {
-        s.push_str("\njoining: asking peers for the world so far…\n");
+    if !game.synced && !play.status.is_empty() {
+        s.push_str(&format!("\n{}…\n", play.status));
     }
     text.0 = s;
 }
 
 /// In the browser, a summary of the game for the page and the browser test, as JSON in
 /// `globalThis.meshworkState`: `{"peer", "links", "synced", "balance", "root", "blocks": [[x, y,
-/// kind], ...]}`. Refreshed four times a second.
+/// kind], ...], "final_blocks": [...], "height", "finalised", "cheats", "roster", "status"}`
+/// (`blocks`: as of the last confirmed frame; `final_blocks`: as of the last finalised
+/// checkpoint). Refreshed four times a second.
 #[cfg(target_arch = "wasm32")]
 fn expose_state(
     time: Res<Time<bevy::time::Real>>,
     game: Res<Game>,
+    play: Res<crate::session::Play>,
     peers: Res<Peers>,
     mut last_ms: Local<u128>,
 ) {
@@ -481,23 +508,29 @@ fn expose_state(
         return;
     }
     *last_ms = now;
-    let mut blocks = String::new();
-    let mut root = String::new();
-    if let Ok(w) = &game.world {
-        root = hex::encode(w.root().0);
-        for (i, ((x, y), b)) in w.blocks().iter().enumerate() {
-            if i > 0 {
-                blocks.push(',');
-            }
-            blocks.push_str(&format!("[{x},{y},{}]", b.kind));
-        }
-    }
+    let list = |w: &crate::world::SandboxWorld| {
+        w.blocks()
+            .iter()
+            .map(|((x, y), b)| format!("[{x},{y},{}]", b.kind))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let (root, blocks) = match &game.world {
+        Ok(w) => (hex::encode(w.root().0), list(w)),
+        Err(_) => (String::new(), String::new()),
+    };
+    let final_blocks = game.finalised.as_ref().map(list).unwrap_or_default();
     let json = format!(
-        r#"{{"peer":"{}","links":{},"synced":{},"balance":{},"root":"{root}","blocks":[{blocks}]}}"#,
+        r#"{{"peer":"{}","links":{},"synced":{},"balance":{},"root":"{root}","blocks":[{blocks}],"final_blocks":[{final_blocks}],"height":{},"finalised":{},"cheats":{},"roster":{},"status":"{}"}}"#,
         game.me,
         peers.linked.len(),
         game.synced,
         game.balance().unwrap_or(0),
+        game.height,
+        play.finalised,
+        play.cheats_caught,
+        play.roster.len(),
+        play.status.replace('"', "'"),
     );
     let _ = js_sys::Reflect::set(
         &js_sys::global(),

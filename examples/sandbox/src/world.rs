@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 use meshwork::proto::contract::{
     Address, ConsensusParams, ContractError, ContractHost, ContractId, Fuel, Input, StateRoot, Tick,
 };
+use meshwork::proto::referee::{TICK_FUEL, WORLD_TICK_OP, session_sequencer};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
@@ -270,6 +271,148 @@ impl SandboxWorld {
         });
         self.frames_applied += 1;
         outcomes
+    }
+
+    /// Onboards the `players` who are not yet (sessions): the admin grants each [`GRANT`]
+    /// tokens, and the player approves the world to charge it and delegates its actions to the
+    /// session sequencer. Deterministic: every member of a new session applies it to the same
+    /// state before the session starts, so they all start from the same root. (The sandbox's
+    /// faucet; a real game funds players from the ledger.)
+    pub fn onboard(&mut self, tick: u64, players: &[Address]) {
+        let mut inputs = Vec::new();
+        for player in players {
+            if self.is_delegated(player) {
+                continue;
+            }
+            if !self.is_onboarded(player) {
+                let mut grant = vec![0x01];
+                grant.extend_from_slice(&player.0);
+                grant.extend_from_slice(&GRANT.to_le_bytes());
+                inputs.push(input(self.token, admin(), tick, grant));
+                let mut approve = vec![0x02];
+                approve.extend_from_slice(&self.world.0);
+                approve.extend_from_slice(&u64::MAX.to_le_bytes());
+                inputs.push(input(self.token, *player, tick, approve));
+            }
+            let mut delegate = vec![0x05];
+            delegate.extend_from_slice(&session_sequencer().0);
+            inputs.push(input(self.world, *player, tick, delegate));
+        }
+        if !inputs.is_empty() {
+            self.host.apply_transition(&inputs);
+        }
+    }
+
+    fn is_delegated(&self, player: &Address) -> bool {
+        let mut key = Vec::with_capacity(33);
+        key.push(b'D');
+        key.extend_from_slice(&player.0);
+        matches!(self.host.read(&self.world, &key), Ok(Some(v)) if v == session_sequencer().0)
+    }
+
+    /// One session frame at `tick`: every action in one world `tick` input from the session
+    /// sequencer, byte for byte what referees re-execute from the session's input log
+    /// ([`InputLog::to_inputs`](meshwork::proto::referee::InputLog::to_inputs)). A frame
+    /// without actions changes nothing. Returns one outcome per action.
+    pub fn apply_tick(&mut self, tick: u64, actions: &[(Address, Action)]) -> Vec<Outcome> {
+        if actions.is_empty() {
+            return Vec::new();
+        }
+        let count = u16::try_from(actions.len()).unwrap_or(u16::MAX);
+        let mut data = vec![WORLD_TICK_OP];
+        data.extend_from_slice(&count.to_le_bytes());
+        for (player, action) in actions.iter().take(usize::from(count)) {
+            data.extend_from_slice(&player.0);
+            data.extend_from_slice(&action.encode());
+        }
+        let tick_input = Input {
+            contract: self.world,
+            caller: session_sequencer(),
+            tick: Tick(tick),
+            fuel_limit: TICK_FUEL,
+            data,
+        };
+        let result = self.host.apply_transition(std::slice::from_ref(&tick_input));
+        let status: Vec<u8> = match result.receipts.first().map(|r| &r.result) {
+            Some(Ok(out)) => out.clone(),
+            Some(Err(e)) => {
+                let why = refusal(e);
+                return actions.iter().map(|_| Outcome::Refused(why.clone())).collect();
+            }
+            None => Vec::new(),
+        };
+        for (_, action) in actions {
+            let (x, y) = action.cell();
+            self.refresh_cell(x, y);
+        }
+        if self.log.len() >= LOG_FRAMES_MAX {
+            self.log.remove(0);
+        }
+        self.log.push(LoggedFrame {
+            frame: tick,
+            inputs: vec![tick_input],
+            prior_root: result.prior_root,
+            next_root: result.next_root,
+        });
+        self.frames_applied += 1;
+        actions
+            .iter()
+            .enumerate()
+            .map(|(i, _)| match status.get(i) {
+                Some(0) => Outcome::Done,
+                Some(1) => Outcome::Refused("not authorised".into()),
+                Some(2) => Outcome::Refused("cannot pay".into()),
+                Some(_) => Outcome::Refused("refused by the world".into()),
+                None => Outcome::Refused("no status".into()),
+            })
+            .collect()
+    }
+
+    /// Re-reads one cell's block from the world contract's state.
+    fn refresh_cell(&mut self, x: u32, y: u32) {
+        let mut key = Vec::with_capacity(9);
+        key.push(b'B');
+        key.extend_from_slice(&x.to_le_bytes());
+        key.extend_from_slice(&y.to_le_bytes());
+        match self.host.read(&self.world, &key) {
+            Ok(Some(v)) if v.len() == 33 && v[0] != 0 => {
+                let mut placer = [0; 32];
+                placer.copy_from_slice(&v[1..]);
+                self.blocks.insert((x, y), Block { kind: v[0], placer });
+            }
+            _ => {
+                self.blocks.remove(&(x, y));
+            }
+        }
+    }
+
+    /// The host (for a session's start state and snapshots).
+    pub fn host(&self) -> &ContractHost {
+        &self.host
+    }
+
+    /// This world at another state of the same contracts (a snapshot restored at a finalised
+    /// root); the block map is rebuilt from the world contract's state.
+    pub fn with_host(&self, host: ContractHost) -> Result<Self, WorldError> {
+        let entries = host.export_state(&self.world)?;
+        let mut blocks = BTreeMap::new();
+        for (key, value) in entries {
+            if key.len() == 9 && key[0] == b'B' && value.len() == 33 && value[0] != 0 {
+                let x = u32::from_le_bytes(key[1..5].try_into().unwrap_or([0; 4]));
+                let y = u32::from_le_bytes(key[5..9].try_into().unwrap_or([0; 4]));
+                let mut placer = [0; 32];
+                placer.copy_from_slice(&value[1..]);
+                blocks.insert((x, y), Block { kind: value[0], placer });
+            }
+        }
+        Ok(Self {
+            host,
+            token: self.token,
+            world: self.world,
+            blocks,
+            log: Vec::new(),
+            frames_applied: 0,
+        })
     }
 
     /// Mirrors a successful action's `place`/`remove` event into the block map.

@@ -15,7 +15,7 @@ use super::{MeshworkNode, MeshworkSystems};
 use crate::proto::contract::StateRoot;
 use crate::proto::identity::PublicKey;
 use crate::proto::ledger::{OutputId, Verdict};
-use crate::proto::referee::SessionId;
+use crate::proto::referee::{CheckpointDigest, SessionId};
 use crate::proto::session::{SessionEvent, SessionService};
 
 /// Request: one confirmed frame of the session we play; `actions[p]` are roster player `p`'s
@@ -33,6 +33,9 @@ pub struct CheckpointFinalised {
     pub session: SessionId,
     /// Checkpoint number.
     pub seq: u64,
+    /// Its digest: the `parent` of a session that continues from it
+    /// ([`SessionService::start`]).
+    pub digest: CheckpointDigest,
     /// The frame it ends at.
     pub frame: u64,
     /// The finalised world root.
@@ -102,6 +105,7 @@ fn deliver(
             SessionEvent::CheckpointFinalised {
                 session,
                 seq,
+                digest,
                 frame,
                 root,
                 agreed,
@@ -109,6 +113,7 @@ fn deliver(
                 finalised.write(CheckpointFinalised {
                     session,
                     seq,
+                    digest,
                     frame,
                     root,
                     agreed,

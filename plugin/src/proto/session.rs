@@ -130,6 +130,8 @@ pub enum SessionEvent {
         session: SessionId,
         /// Its sequence number.
         seq: u64,
+        /// Its digest (the parent of a session that continues from it).
+        digest: CheckpointDigest,
         /// The frame it ends at.
         frame: u64,
         /// The finalised root.
@@ -440,6 +442,7 @@ impl SessionService {
                         self.events.push_back(SessionEvent::CheckpointFinalised {
                             session: a.session,
                             seq: *seq,
+                            digest: f.checkpoint.digest(),
                             frame: f.checkpoint.frame,
                             root: certificate.root,
                             agreed: certificate.root == f.my_root,

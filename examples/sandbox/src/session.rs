@@ -1,0 +1,699 @@
+//! Sessions in the sandbox: who plays together, GGRS rollback carrying the actions, and the
+//! checkpoints referees from outside the session finalise.
+//!
+//! Decisions (the demo's world is small, so it keeps them simple and writes them down):
+//! - **One session for the world.** The players heard on the world topic (at most
+//!   [`ROSTER_MAX`], lowest peer ids first) form one session; a region-per-session split is the
+//!   same machinery with the region in the topic name.
+//! - **Roster agreement.** The *proposer* is the candidate with the highest finalised height
+//!   (ties: lowest peer id). When the candidates it hears differ from the running roster and have
+//!   been stable for [`ROSTER_STABLE_MS`], it sends every candidate a [`Proposal`]: members,
+//!   referee pool, parent checkpoint, start frame, and the finalised state (a [`Snapshot`]). A
+//!   member accepts a proposal that includes it, comes from a member, and does not go back
+//!   behind its own finalised height. Every member onboards the newcomers the same way
+//!   ([`SandboxWorld::onboard`]) and starts the same session from the same root. A roster change
+//!   continues from the last *finalised* state: frames after it that were not finalised are
+//!   dropped (at most one checkpoint interval plus finality time).
+//! - **GGRS carries the actions.** Each player's input is its next queued action (or none);
+//!   frames up to GGRS's confirmed frame are final in input, so they go into the session's input
+//!   log ([`SubmitFrame`]) and into the local world at once. Avatar movement stays on the world
+//!   topic (presence): it is not contract state.
+//! - **Referees** are the node's referee peers (each announces itself on the world topic). The
+//!   demo runs without a ledger: session bonds are named placeholders, and a cheat's verdict is
+//!   reported and the cheater dropped from the roster, not forfeited on a ledger.
+//! - **Trust.** Proposals and announcements are taken at their word (the overlay's origin); a
+//!   snapshot must match the proposal's root, but the root is not checked against the referees'
+//!   certificate here.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use bevy::prelude::*;
+use bevy::time::Real;
+use meshwork::bevy::prelude::*;
+use meshwork::bevy::{MeshworkGgrs, MeshworkNode};
+use meshwork::proto::contract::Address;
+use meshwork::proto::identity::PublicKey;
+use meshwork::proto::ledger::OutputId;
+use meshwork::proto::referee::{
+    FinaliserConfig, Member, REFEREES_PER_CHECKPOINT, ROSTER_MAX, RefereePool,
+    SessionId,
+};
+use meshwork::proto::session::{SessionConfig, SessionService, Snapshot};
+use meshwork::transport::ggrs::ggrs::{
+    self, Config, GgrsEvent, GgrsRequest, InputStatus, P2PSession, PlayerType, SessionBuilder,
+    SessionState,
+};
+use sha2::{Digest as _, Sha256};
+
+use crate::game::{Game, now_ms};
+use crate::net::{Proposal, REFEREES_MAX, SandboxMsg};
+use crate::world::{Action, Outcome, SandboxWorld};
+
+/// Frames per checkpoint (K): one second at 60 Hz.
+pub const FRAMES_PER_CHECKPOINT: u16 = 60;
+/// GGRS frames per second.
+pub const FPS: usize = 60;
+/// GGRS input delay, in frames.
+pub const INPUT_DELAY: usize = 2;
+/// How long the candidate set must stay the same before a proposal.
+pub const ROSTER_STABLE_MS: u64 = 1_500;
+/// Least time between two proposals.
+const PROPOSE_INTERVAL_MS: u64 = 3_000;
+/// A session whose GGRS has not started running by then is proposed again.
+const SYNC_TIMEOUT_MS: u64 = 10_000;
+/// Players and referees not heard from for this long are no longer candidates.
+const HEARD_TIMEOUT_MS: u64 = 3_000;
+/// Referees not heard from for this long leave the pool.
+const REFEREE_TIMEOUT_MS: u64 = 10_000;
+/// Local actions waiting for a frame.
+const QUEUED_MAX: usize = 8;
+/// Frames GGRS may run ahead in one update (catching up after a slow frame).
+const STEPS_MAX: usize = 4;
+
+/// One GGRS input: the encoded action, zero-padded (`[0; 10]`: no action).
+pub type Pad = [u8; 10];
+
+/// The sandbox's GGRS configuration.
+#[derive(Debug)]
+pub struct SandboxGgrs;
+
+impl Config for SandboxGgrs {
+    type Input = Pad;
+    type InputPredictor = ggrs::PredictDefault;
+    type State = i32;
+    type Address = PeerId;
+}
+
+/// An action as a GGRS input.
+pub fn pad(action: &Action) -> Pad {
+    let mut p = [0; 10];
+    let bytes = action.encode();
+    p[..bytes.len().min(10)].copy_from_slice(&bytes[..bytes.len().min(10)]);
+    p
+}
+
+/// The action a GGRS input carries, if any (anything malformed is none).
+pub fn unpad(p: &Pad) -> Option<Action> {
+    let u = |i: usize| u32::from_le_bytes([p[i], p[i + 1], p[i + 2], p[i + 3]]);
+    let action = match p[0] {
+        0x01 if p[9] != 0 => Action::Place {
+            x: u(1),
+            y: u(5),
+            kind: p[9],
+        },
+        0x02 => Action::Remove { x: u(1), y: u(5) },
+        _ => return None,
+    };
+    let (x, y) = action.cell();
+    (x < crate::world::cells_x() && y < crate::world::cells_y()).then_some(action)
+}
+
+/// A player's session bond in the demo: a name, not a ledger output (see the module docs).
+pub fn placeholder_bond(key: &PublicKey) -> OutputId {
+    OutputId(
+        Sha256::new()
+            .chain_update(b"meshwork-sandbox/session-bond")
+            .chain_update(key.0)
+            .finalize()
+            .into(),
+    )
+}
+
+/// The session glue's state on this peer.
+#[derive(Resource, Default)]
+pub struct Play {
+    /// Our public key (known once the node is up).
+    pub key: Option<PublicKey>,
+    /// The session we play.
+    pub session: Option<SessionId>,
+    /// Its players, in roster order (sorted keys).
+    pub roster: Vec<PeerId>,
+    /// Referees heard of, with when.
+    pub referees: BTreeMap<PublicKey, u64>,
+    /// Players a referee panel caught cheating (never proposed again).
+    pub banned: BTreeSet<PeerId>,
+    /// Cheats detected in our sessions.
+    pub cheats_caught: u64,
+    /// Checkpoints of ours finalised.
+    pub finalised: u64,
+    /// Milliseconds from the last finalised checkpoint's last frame to its finality.
+    pub finality_ms: Option<u64>,
+    /// Why there is no running session, for the HUD.
+    pub status: String,
+    ggrs: Option<P2PSession<SandboxGgrs>>,
+    handle: usize,
+    first_frame: u64,
+    frame: i32,
+    recorded: BTreeMap<i32, Vec<Pad>>,
+    next_confirm: i32,
+    accumulated_s: f32,
+    skip: u32,
+    started_ms: u64,
+    /// Local actions waiting for a frame.
+    pub queued: VecDeque<Action>,
+    /// World copies at our checkpoints' ends (end frame → world, formed-at ms).
+    checkpoints: BTreeMap<u64, (SandboxWorld, u64)>,
+    candidates: Vec<PeerId>,
+    candidates_since_ms: u64,
+    last_proposal_ms: Option<u64>,
+}
+
+impl Play {
+    /// Whether GGRS is running our session.
+    pub fn running(&self) -> bool {
+        self.ggrs
+            .as_ref()
+            .is_some_and(|s| s.current_state() == SessionState::Running)
+    }
+
+    /// Queues a local action for the next frame (dropped beyond [`QUEUED_MAX`]).
+    pub fn queue(&mut self, action: Action) {
+        if self.queued.len() < QUEUED_MAX {
+            self.queued.push_back(action);
+        }
+    }
+
+    fn stop(&mut self) {
+        self.session = None;
+        self.roster.clear();
+        self.ggrs = None;
+        self.recorded.clear();
+        self.checkpoints.clear();
+    }
+}
+
+/// Attaches the session service to the node once it is up (identity, world code, referee duty).
+pub(crate) fn attach(
+    mut node: NonSendMut<MeshworkNode>,
+    game: Res<Game>,
+    mut play: ResMut<Play>,
+    cheat: Res<CheatFlag>,
+) {
+    if play.key.is_some() {
+        return;
+    }
+    let Ok(world) = &game.world else {
+        play.status = "the world contract is not built".into();
+        return;
+    };
+    let identity = node.node.overlay.identity().clone();
+    play.key = Some(identity.public_key());
+    let Ok(code) = world.host().code_of(&world.world_contract()) else {
+        return;
+    };
+    let cfg = SessionConfig {
+        world: world.world_contract(),
+        code,
+        pool: RefereePool::default(),
+        frames_per_checkpoint: FRAMES_PER_CHECKPOINT,
+        finaliser: FinaliserConfig::default(),
+        referee: true,
+        cheat: cheat.0,
+    };
+    attach_session(
+        &mut node,
+        SessionService::new(identity, cfg, world.host().clone()),
+    );
+}
+
+/// Whether this player claims tampered roots (a cheating bot, for the demo and its tests).
+#[derive(Resource, Debug, Clone, Copy, Default)]
+pub struct CheatFlag(pub bool);
+
+/// A referee announced itself.
+pub(crate) fn heard_referee(play: &mut Play, origin: PeerId, key: PublicKey, now: u64) {
+    if PeerId::from_public_key(&key) != origin {
+        return;
+    }
+    if play.referees.len() >= REFEREES_MAX && !play.referees.contains_key(&key) {
+        return;
+    }
+    play.referees.insert(key, now);
+}
+
+/// The candidates for the session: players heard lately (not banned) and us, lowest ids first.
+fn candidates(game: &Game, play: &Play, now: u64) -> Vec<(PeerId, PublicKey, u64)> {
+    let Some(me) = play.key else {
+        return Vec::new();
+    };
+    let mut c: Vec<(PeerId, PublicKey, u64)> = game
+        .avatars
+        .iter()
+        .filter(|(p, a)| {
+            !play.banned.contains(p) && now.saturating_sub(a.seen_ms) <= HEARD_TIMEOUT_MS
+        })
+        .filter_map(|(p, a)| a.key.map(|k| (*p, k, a.height)))
+        .collect();
+    c.push((game.me, me, game.height));
+    c.sort_by_key(|(p, ..)| *p);
+    c.truncate(ROSTER_MAX);
+    c
+}
+
+/// Proposes a session when we are the proposer and the roster should change.
+fn maybe_propose(
+    now: u64,
+    game: &Game,
+    play: &mut Play,
+    out: &mut Vec<(PeerId, Proposal)>,
+) -> Option<Proposal> {
+    let cands = candidates(game, play, now);
+    let ids: Vec<PeerId> = cands.iter().map(|(p, ..)| *p).collect();
+    if ids != play.candidates {
+        play.candidates = ids.clone();
+        play.candidates_since_ms = now;
+    }
+    let proposer = cands
+        .iter()
+        .max_by(|a, b| a.2.cmp(&b.2).then(b.0.cmp(&a.0)))
+        .map(|(p, ..)| *p);
+    if proposer != Some(game.me) || !cands.iter().any(|(p, ..)| *p == game.me) {
+        if play.session.is_none() {
+            play.status = "waiting for a session proposal".into();
+        }
+        return None;
+    }
+    let mut roster_now = play.roster.clone();
+    roster_now.sort();
+    let stale = play.session.is_some()
+        && !play.running()
+        && now.saturating_sub(play.started_ms) > SYNC_TIMEOUT_MS;
+    if (roster_now == ids && !stale)
+        || now.saturating_sub(play.candidates_since_ms) < ROSTER_STABLE_MS
+        || play
+            .last_proposal_ms
+            .is_some_and(|t| now.saturating_sub(t) < PROPOSE_INTERVAL_MS)
+    {
+        return None;
+    }
+    let in_roster: BTreeSet<PublicKey> = cands.iter().map(|(_, k, _)| *k).collect();
+    let referees: Vec<PublicKey> = play
+        .referees
+        .iter()
+        .filter(|(k, seen)| {
+            !in_roster.contains(k) && now.saturating_sub(**seen) <= REFEREE_TIMEOUT_MS
+        })
+        .map(|(k, _)| *k)
+        .collect();
+    if referees.len() < REFEREES_PER_CHECKPOINT {
+        play.status = format!(
+            "waiting for referees: {} of {REFEREES_PER_CHECKPOINT} heard",
+            referees.len()
+        );
+        return None;
+    }
+    let finalised = game.finalised.as_ref()?;
+    play.last_proposal_ms = Some(now);
+    let proposal = Proposal {
+        members: cands
+            .iter()
+            .map(|(_, k, _)| Member {
+                key: *k,
+                bond: placeholder_bond(k),
+            })
+            .collect(),
+        referees,
+        parent: game.parent,
+        first_frame: game.height,
+        root: finalised.root(),
+        snapshot: Snapshot::of(finalised.host()),
+    };
+    for (p, ..) in &cands {
+        if *p != game.me {
+            out.push((*p, proposal.clone()));
+        }
+    }
+    Some(proposal)
+}
+
+/// Starts the session `p` describes, if we accept it.
+fn accept(
+    now: u64,
+    p: &Proposal,
+    from: PeerId,
+    node: &mut MeshworkNode,
+    ggrs_end: &MeshworkGgrs,
+    game: &mut Game,
+    play: &mut Play,
+) -> Result<(), String> {
+    let me = play.key.ok_or("not attached yet")?;
+    if !p.members.iter().any(|m| m.key == me) {
+        return Err("we are not in it".into());
+    }
+    if !p.members.iter().any(|m| PeerId::from_public_key(&m.key) == from) {
+        return Err("the proposer is not in it".into());
+    }
+    if play.banned.contains(&from) {
+        return Err("the proposer cheated".into());
+    }
+    if p.first_frame < game.height {
+        return Err(format!(
+            "it starts at frame {}, behind our finalised {}",
+            p.first_frame, game.height
+        ));
+    }
+    // The finalised state: ours if it is the one, else the snapshot (checked against the root).
+    let ours = game.finalised.as_ref().ok_or("no world")?;
+    let mut base = if ours.root() == p.root {
+        ours.clone()
+    } else {
+        let host = p
+            .snapshot
+            .restore(ours.host(), p.root)
+            .map_err(|e| format!("snapshot: {e}"))?;
+        ours.with_host(host).map_err(|e| format!("snapshot: {e}"))?
+    };
+    let finalised = base.clone();
+    let addresses: Vec<Address> = p
+        .members
+        .iter()
+        .map(|m| Address(PeerId::from_public_key(&m.key).0))
+        .collect();
+    base.onboard(p.first_frame, &addresses);
+    let service = node.node.session.as_mut().ok_or("no session service")?;
+    service.config_mut().pool = RefereePool::new(p.referees.clone()).map_err(|e| e.to_string())?;
+    service.stop();
+    let session = service
+        .start(
+            p.members.clone(),
+            base.host().clone(),
+            p.parent,
+            p.first_frame,
+        )
+        .map_err(|e| e.to_string())?;
+    let mut keys: Vec<PublicKey> = p.members.iter().map(|m| m.key).collect();
+    keys.sort();
+    let roster: Vec<PeerId> = keys.iter().map(PeerId::from_public_key).collect();
+    let mut builder = SessionBuilder::<SandboxGgrs>::new()
+        .with_num_players(roster.len())
+        .map_err(|e| e.to_string())?
+        .with_input_delay(INPUT_DELAY)
+        .with_fps(FPS)
+        .map_err(|e| e.to_string())?;
+    let mut handle = 0;
+    for (h, peer) in roster.iter().enumerate() {
+        let kind = if *peer == game.me {
+            handle = h;
+            PlayerType::Local
+        } else {
+            node.node.overlay.connect(now, *peer);
+            PlayerType::Remote(*peer)
+        };
+        builder = builder.add_player(kind, h).map_err(|e| e.to_string())?;
+    }
+    let ggrs = builder
+        .start_p2p_session(ggrs_end.socket())
+        .map_err(|e| e.to_string())?;
+    play.stop();
+    play.session = Some(session);
+    play.roster = roster;
+    play.ggrs = Some(ggrs);
+    play.handle = handle;
+    play.first_frame = p.first_frame;
+    play.frame = 0;
+    play.next_confirm = 0;
+    play.accumulated_s = 0.0;
+    play.started_ms = now;
+    play.status = "synchronising with the other players".into();
+    game.finalised = Some(finalised);
+    game.height = p.first_frame;
+    game.parent = p.parent;
+    game.world = Ok(base);
+    info!(
+        "session {} started: {} players from frame {}",
+        hex::encode(&session.0[..4]),
+        p.members.len(),
+        p.first_frame
+    );
+    Ok(())
+}
+
+/// Roster upkeep, proposals, GGRS frames and confirmed frames into the world and the input log.
+#[expect(clippy::too_many_arguments, reason = "one system driving the session")]
+pub(crate) fn play_session(
+    time: Res<Time<Real>>,
+    mut node: NonSendMut<MeshworkNode>,
+    ggrs_end: Res<MeshworkGgrs>,
+    mut game: ResMut<Game>,
+    mut play: ResMut<Play>,
+    mut inbox: ResMut<Proposals>,
+    mut send: MessageWriter<SendMessage>,
+    mut submit: MessageWriter<SubmitFrame>,
+) {
+    let now = now_ms(&time);
+    let (game, play) = (&mut *game, &mut *play);
+    if play.key.is_none() {
+        return;
+    }
+    for (from, p) in inbox.0.drain(..) {
+        if let Err(e) = accept(now, &p, from, &mut node, &ggrs_end, game, play) {
+            debug!("proposal from {} refused: {e}", from.short());
+        }
+    }
+    let mut out = Vec::new();
+    if let Some(p) = maybe_propose(now, game, play, &mut out) {
+        let me = game.me;
+        match accept(now, &p, me, &mut node, &ggrs_end, game, play) {
+            Ok(()) => {
+                for (to, p) in out {
+                    send.write(SendMessage {
+                        target: to,
+                        exact: true,
+                        payload: SandboxMsg::Propose(Box::new(p)).encode(),
+                    });
+                }
+            }
+            Err(e) => warn!("our own proposal failed: {e}"),
+        }
+    }
+    step_ggrs(time.delta_secs(), play);
+    confirm(now, game, play, &mut submit);
+}
+
+/// Advances GGRS by the frames real time calls for.
+fn step_ggrs(dt: f32, play: &mut Play) {
+    let Some(mut s) = play.ggrs.take() else {
+        return;
+    };
+    s.poll_remote_clients();
+    for ev in s.events() {
+        match ev {
+            GgrsEvent::WaitRecommendation { skip_frames } => play.skip += skip_frames,
+            GgrsEvent::Disconnected { addr } => {
+                info!("{} left the session", addr.short());
+            }
+            _ => {}
+        }
+    }
+    if s.current_state() == SessionState::Running {
+        play.status.clear();
+        let frame_s = 1.0 / FPS as f32;
+        play.accumulated_s = (play.accumulated_s + dt).min(frame_s * STEPS_MAX as f32);
+        while play.accumulated_s >= frame_s {
+            play.accumulated_s -= frame_s;
+            if play.skip > 0 {
+                play.skip -= 1;
+                continue;
+            }
+            let input = play.queued.front().map(pad).unwrap_or_default();
+            if s.add_local_input(play.handle, input).is_err() {
+                break;
+            }
+            match s.advance_frame() {
+                Ok(requests) => {
+                    if input != Pad::default() {
+                        play.queued.pop_front();
+                    }
+                    for r in requests {
+                        match r {
+                            GgrsRequest::SaveGameState { cell, frame } => {
+                                cell.save(frame, Some(play.frame), None);
+                            }
+                            GgrsRequest::LoadGameState { cell, .. } => {
+                                if let Some(f) = cell.load() {
+                                    play.frame = f;
+                                }
+                            }
+                            GgrsRequest::AdvanceFrame { inputs } => {
+                                let pads = inputs
+                                    .iter()
+                                    .map(|(i, st)| {
+                                        if *st == InputStatus::Disconnected {
+                                            Pad::default()
+                                        } else {
+                                            *i
+                                        }
+                                    })
+                                    .collect();
+                                play.recorded.insert(play.frame, pads);
+                                play.frame += 1;
+                            }
+                        }
+                    }
+                }
+                Err(ggrs::GgrsError::PredictionThreshold) => break,
+                Err(e) => {
+                    debug!("GGRS: {e}");
+                    break;
+                }
+            }
+        }
+    }
+    play.ggrs = Some(s);
+}
+
+/// Frames GGRS confirmed go into the input log and the world, in order.
+fn confirm(now: u64, game: &mut Game, play: &mut Play, submit: &mut MessageWriter<SubmitFrame>) {
+    let Some(s) = play.ggrs.as_ref() else {
+        return;
+    };
+    let confirmed = s.confirmed_frame();
+    while play.next_confirm <= confirmed {
+        let Some(pads) = play.recorded.remove(&play.next_confirm) else {
+            break;
+        };
+        let tick = play.first_frame + u64::try_from(play.next_confirm).unwrap_or(0);
+        let mut actions = Vec::new();
+        let mut per_player = Vec::with_capacity(pads.len());
+        let mut mine = None;
+        for (i, p) in pads.iter().enumerate() {
+            match unpad(p) {
+                Some(a) => {
+                    if i == play.handle {
+                        mine = Some((actions.len(), a));
+                    }
+                    let peer = play.roster.get(i).copied().unwrap_or(game.me);
+                    actions.push((Address(peer.0), a));
+                    per_player.push(vec![a.encode()]);
+                }
+                None => per_player.push(Vec::new()),
+            }
+        }
+        submit.write(SubmitFrame {
+            actions: per_player,
+        });
+        if let Ok(world) = game.world.as_mut() {
+            let outcomes = world.apply_tick(tick, &actions);
+            if let Some((i, action)) = mine {
+                game.last_outcome = Some(describe(&action, outcomes.get(i)));
+            }
+            let n = u64::try_from(play.next_confirm).unwrap_or(0) + 1;
+            if n % u64::from(FRAMES_PER_CHECKPOINT) == 0 {
+                play.checkpoints
+                    .insert(play.first_frame + n, (world.clone(), now));
+            }
+        }
+        // Rolled-back frames below the confirmed one are never asked for again.
+        play.recorded.retain(|f, _| *f > play.next_confirm);
+        play.next_confirm += 1;
+    }
+}
+
+fn describe(action: &Action, outcome: Option<&Outcome>) -> String {
+    match outcome {
+        Some(Outcome::Done) => match action {
+            Action::Place { x, y, .. } => format!("placed a block at ({x}, {y})"),
+            Action::Remove { x, y } => format!("removed the block at ({x}, {y})"),
+        },
+        Some(Outcome::Refused(why)) => format!("refused: {why}"),
+        None => "no outcome".into(),
+    }
+}
+
+/// Proposals received, waiting for [`play_session`].
+#[derive(Resource, Default)]
+pub(crate) struct Proposals(pub(crate) Vec<(PeerId, Proposal)>);
+
+/// Finality and cheats from the session service.
+pub(crate) fn outcomes(
+    time: Res<Time<Real>>,
+    mut game: ResMut<Game>,
+    mut play: ResMut<Play>,
+    mut finalised: MessageReader<CheckpointFinalised>,
+    mut cheats: MessageReader<CheatDetected>,
+) {
+    let now = now_ms(&time);
+    let (game, play) = (&mut *game, &mut *play);
+    for f in finalised.read() {
+        if Some(f.session) != play.session {
+            continue;
+        }
+        if !f.agreed {
+            warn!(
+                "checkpoint {} finalised a root we did not compute: leaving the session",
+                f.seq
+            );
+            play.stop();
+            continue;
+        }
+        if let Some((world, formed_ms)) = play.checkpoints.remove(&f.frame) {
+            if world.root() == f.root {
+                game.finalised = Some(world);
+                game.height = f.frame;
+                game.parent = f.digest;
+                play.finalised += 1;
+                play.finality_ms = Some(now.saturating_sub(formed_ms));
+            }
+        }
+        play.checkpoints.retain(|end, _| *end > f.frame);
+    }
+    for c in cheats.read() {
+        let peer = PeerId::from_public_key(&c.player);
+        if play.banned.insert(peer) {
+            play.cheats_caught += 1;
+            warn!(
+                "referees caught {} claiming a wrong root: verdict against its session bond {}",
+                peer.short(),
+                hex::encode(&c.bond.0[..4])
+            );
+        }
+    }
+}
+
+/// A referee's session service for the sandbox world: what the node's referee peers run
+/// (`meshwork --referees N`). Announce it with [`referee_announcement`].
+pub fn referee_service(
+    identity: meshwork::proto::identity::Identity,
+) -> Result<SessionService, crate::world::WorldError> {
+    let world = SandboxWorld::genesis(crate::world::code::TOKEN, crate::world::code::WORLD)?;
+    let code = world.host().code_of(&world.world_contract())?;
+    let cfg = SessionConfig {
+        world: world.world_contract(),
+        code,
+        pool: RefereePool::default(),
+        frames_per_checkpoint: FRAMES_PER_CHECKPOINT,
+        finaliser: FinaliserConfig::default(),
+        referee: true,
+        cheat: false,
+    };
+    Ok(SessionService::new(identity, cfg, world.host().clone()))
+}
+
+/// What a referee publishes on [`WORLD_TOPIC`](crate::net::WORLD_TOPIC) every few seconds so
+/// players put it in their pool.
+pub fn referee_announcement(key: PublicKey) -> Vec<u8> {
+    SandboxMsg::Referee { key }.encode()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pads_round_trip_and_refuse_garbage() {
+        for a in [
+            Action::Place {
+                x: 3,
+                y: 29,
+                kind: 2,
+            },
+            Action::Remove { x: 39, y: 0 },
+        ] {
+            assert_eq!(unpad(&pad(&a)), Some(a));
+        }
+        assert_eq!(unpad(&Pad::default()), None);
+        assert_eq!(unpad(&[0x01, 0, 0, 0, 0, 0, 0, 0, 0, 0]), None, "kind 0");
+        assert_eq!(unpad(&[0x02, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 0]), None, "outside");
+        assert_eq!(unpad(&[0x07; 10]), None);
+    }
+}
