@@ -58,9 +58,18 @@ struct Args {
     /// Of those, bots that claim tampered roots at checkpoints (the referees must catch them).
     #[arg(long, default_value_t = 0)]
     cheaters: usize,
-    /// Referee peers for sandbox sessions (a session needs 16 outside its roster).
+    /// Referee peers for sandbox sessions (a session needs `--referees-per-checkpoint` of them
+    /// outside its roster).
     #[arg(long, default_value_t = 0)]
     referees: usize,
+    /// Referees drawn per checkpoint (at most 16, the default; the pool needs at least this many
+    /// referees outside a session's roster).
+    #[arg(long, default_value_t = 16)]
+    referees_per_checkpoint: u8,
+    /// Live-link cap per referee peer. (Below the overlay's default of 24, a small local mesh
+    /// of referees was seen to lose links over time; kept at the default until that is fixed.)
+    #[arg(long, default_value_t = 24)]
+    referee_links_max: usize,
     /// Do not serve the browser build.
     #[arg(long)]
     no_web: bool,
@@ -222,8 +231,6 @@ struct RefereePeer {
     next_announce_ms: u64,
 }
 
-/// Links each referee peer keeps: enough to be reached, few enough to stay light.
-const REFEREE_LINKS_MAX: usize = 6;
 /// How often a referee announces itself on the world topic.
 const REFEREE_ANNOUNCE_MS: u64 = 2_000;
 
@@ -266,7 +273,7 @@ fn run_players(args: &Args, url: &str) {
                 match meshwork_sandbox::session::referee_service(identity.clone()) {
                     Ok(service) => {
                         let cfg = OverlayConfig {
-                            links_max: REFEREE_LINKS_MAX,
+                            links_max: args.referee_links_max,
                             ..OverlayConfig::default()
                         };
                         let overlay = Overlay::new(identity, cfg, t, seed);
@@ -298,9 +305,15 @@ fn run_players(args: &Args, url: &str) {
                 .map(|r| r.node.overlay.identity().public_key())
                 .collect();
             for r in &mut referees {
-                if let (Some(s), Ok(pool)) = (r.node.session.as_mut(), RefereePool::new(keys.clone()))
-                {
-                    s.config_mut().pool = pool;
+                let pool = RefereePool::new(keys.clone())
+                    .and_then(|p| p.with_per_checkpoint(usize::from(args.referees_per_checkpoint)));
+                match (r.node.session.as_mut(), pool) {
+                    (Some(s), Ok(pool)) => s.config_mut().pool = pool,
+                    (_, Err(e)) => {
+                        eprintln!("referee pool: {e}");
+                        return;
+                    }
+                    (None, _) => {}
                 }
             }
         }
@@ -312,7 +325,10 @@ fn run_players(args: &Args, url: &str) {
                 r.node.overlay.publish(
                     t,
                     meshwork_sandbox::net::WORLD_TOPIC,
-                    meshwork_sandbox::session::referee_announcement(key),
+                    meshwork_sandbox::session::referee_announcement(
+                        key,
+                        args.referees_per_checkpoint,
+                    ),
                 );
             }
         }
@@ -346,9 +362,7 @@ fn report_players(apps: &mut [meshwork_sandbox::BevyApp], referees: &[RefereePee
     }
     for app in apps.iter_mut() {
         let game = app.world().resource::<meshwork_sandbox::Game>();
-        let play = app
-            .world()
-            .resource::<meshwork_sandbox::session::Play>();
+        let play = app.world().resource::<meshwork_sandbox::session::Play>();
         let peers = app.world().resource::<meshwork::bevy::Peers>();
         println!(
             "player {}: {} links, {} in session, {} blocks, balance {}, finalised height {} ({} checkpoints, last {} ms), {} cheats caught{}",

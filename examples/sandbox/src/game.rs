@@ -241,8 +241,11 @@ fn receive(
                     },
                 );
             }
-            SandboxMsg::Referee { key } => {
-                crate::session::heard_referee(&mut play, p.origin, key, now);
+            SandboxMsg::Referee {
+                key,
+                per_checkpoint,
+            } => {
+                crate::session::heard_referee(&mut play, p.origin, key, per_checkpoint, now);
             }
             SandboxMsg::Propose(_) => {}
         }

@@ -27,6 +27,8 @@ pub struct Proposal {
     pub members: Vec<Member>,
     /// The referee pool the panel is drawn from.
     pub referees: Vec<PublicKey>,
+    /// Referees drawn per checkpoint (what the referees announced).
+    pub per_checkpoint: u8,
     /// The last finalised checkpoint (all zeros: the world's genesis).
     pub parent: CheckpointDigest,
     /// The frame the session starts at: the finalised height.
@@ -59,6 +61,8 @@ pub enum SandboxMsg {
     Referee {
         /// Its public key.
         key: PublicKey,
+        /// Referees its deployment draws per checkpoint (the pool's consensus parameter).
+        per_checkpoint: u8,
     },
     /// A session proposal (sent to each proposed member).
     Propose(Box<Proposal>),
@@ -123,8 +127,12 @@ mod tests {
     fn messages_round_trip_and_bounds_hold() {
         let referee = SandboxMsg::Referee {
             key: PublicKey([3; 32]),
+            per_checkpoint: 4,
         };
-        assert_eq!(SandboxMsg::decode(&referee.encode()).expect("valid"), referee);
+        assert_eq!(
+            SandboxMsg::decode(&referee.encode()).expect("valid"),
+            referee
+        );
         let outside = SandboxMsg::Presence {
             x_milli: cells_x() * 1000 + 1,
             y_milli: 0,
@@ -140,6 +148,7 @@ mod tests {
         let empty = SandboxMsg::Propose(Box::new(Proposal {
             members: Vec::new(),
             referees: Vec::new(),
+            per_checkpoint: 4,
             parent: CheckpointDigest([0; 32]),
             first_frame: 0,
             root: StateRoot::default(),

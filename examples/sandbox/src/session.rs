@@ -18,7 +18,9 @@
 //!   frames up to GGRS's confirmed frame are final in input, so they go into the session's input
 //!   log ([`SubmitFrame`]) and into the local world at once. Avatar movement stays on the world
 //!   topic (presence): it is not contract state.
-//! - **Referees** are the node's referee peers (each announces itself on the world topic). The
+//! - **Referees** are the node's referee peers (each announces itself on the world topic, with
+//!   its deployment's referees per checkpoint, which the proposal carries: a local demo runs 4
+//!   per checkpoint instead of the default 16 to stay light on one machine). The
 //!   demo runs without a ledger: session bonds are named placeholders, and a cheat's verdict is
 //!   reported and the cheater dropped from the roster, not forfeited on a ledger.
 //! - **Trust.** Proposals and announcements are taken at their word (the overlay's origin); a
@@ -35,8 +37,7 @@ use meshwork::proto::contract::Address;
 use meshwork::proto::identity::PublicKey;
 use meshwork::proto::ledger::OutputId;
 use meshwork::proto::referee::{
-    FinaliserConfig, Member, REFEREES_PER_CHECKPOINT, ROSTER_MAX, RefereePool,
-    SessionId,
+    FinaliserConfig, Member, REFEREES_PER_CHECKPOINT, ROSTER_MAX, RefereePool, SessionId,
 };
 use meshwork::proto::session::{SessionConfig, SessionService, Snapshot};
 use meshwork::transport::ggrs::ggrs::{
@@ -49,12 +50,23 @@ use crate::game::{Game, now_ms};
 use crate::net::{Proposal, REFEREES_MAX, SandboxMsg};
 use crate::world::{Action, Outcome, SandboxWorld};
 
-/// Frames per checkpoint (K): one second at 60 Hz.
-pub const FRAMES_PER_CHECKPOINT: u16 = 60;
-/// GGRS frames per second.
-pub const FPS: usize = 60;
+/// Frames per checkpoint (K): one second.
+pub const FRAMES_PER_CHECKPOINT: u16 = 20;
+/// GGRS frames per second. The session carries block actions, not movement: 20 Hz is plenty,
+/// and it keeps a slow client (a browser without a GPU draws a few frames a second) in step.
+pub const FPS: usize = 20;
 /// GGRS input delay, in frames.
-pub const INPUT_DELAY: usize = 2;
+pub const INPUT_DELAY: usize = 1;
+/// Frames GGRS may predict ahead of the last confirmed input.
+const PREDICTION_MAX: usize = 12;
+/// GGRS's own disconnect timeout: long on purpose. A player GGRS disconnects on its own is
+/// one the others stop waiting for while it may still be playing, slow, and receiving their
+/// inputs, and GGRS 0.13 then fails its own assertions (its input queue overflows, or a
+/// rollback lands outside the prediction window); in the browser such a panic ends the page.
+/// A player who really left drops out of the candidates (no presence for [`HEARD_TIMEOUT_MS`])
+/// and the proposer starts a session without it; until then the others wait at GGRS's
+/// prediction threshold.
+const DISCONNECT_MS: u64 = 120_000;
 /// How long the candidate set must stay the same before a proposal.
 pub const ROSTER_STABLE_MS: u64 = 1_500;
 /// Least time between two proposals.
@@ -67,8 +79,8 @@ const HEARD_TIMEOUT_MS: u64 = 3_000;
 const REFEREE_TIMEOUT_MS: u64 = 10_000;
 /// Local actions waiting for a frame.
 const QUEUED_MAX: usize = 8;
-/// Frames GGRS may run ahead in one update (catching up after a slow frame).
-const STEPS_MAX: usize = 4;
+/// Frames GGRS may run in one update (catching up after a slow frame).
+const STEPS_MAX: usize = 8;
 
 /// One GGRS input: the encoded action, zero-padded (`[0; 10]`: no action).
 pub type Pad = [u8; 10];
@@ -128,8 +140,8 @@ pub struct Play {
     pub session: Option<SessionId>,
     /// Its players, in roster order (sorted keys).
     pub roster: Vec<PeerId>,
-    /// Referees heard of, with when.
-    pub referees: BTreeMap<PublicKey, u64>,
+    /// Referees heard of: when, and the referees per checkpoint each announced.
+    pub referees: BTreeMap<PublicKey, (u64, u8)>,
     /// Players a referee panel caught cheating (never proposed again).
     pub banned: BTreeSet<PeerId>,
     /// Cheats detected in our sessions.
@@ -155,6 +167,7 @@ pub struct Play {
     checkpoints: BTreeMap<u64, (SandboxWorld, u64)>,
     candidates: Vec<PeerId>,
     candidates_since_ms: u64,
+    left: bool,
     last_proposal_ms: Option<u64>,
 }
 
@@ -221,14 +234,23 @@ pub(crate) fn attach(
 pub struct CheatFlag(pub bool);
 
 /// A referee announced itself.
-pub(crate) fn heard_referee(play: &mut Play, origin: PeerId, key: PublicKey, now: u64) {
-    if PeerId::from_public_key(&key) != origin {
+pub(crate) fn heard_referee(
+    play: &mut Play,
+    origin: PeerId,
+    key: PublicKey,
+    per_checkpoint: u8,
+    now: u64,
+) {
+    if PeerId::from_public_key(&key) != origin
+        || per_checkpoint == 0
+        || usize::from(per_checkpoint) > REFEREES_PER_CHECKPOINT
+    {
         return;
     }
     if play.referees.len() >= REFEREES_MAX && !play.referees.contains_key(&key) {
         return;
     }
-    play.referees.insert(key, now);
+    play.referees.insert(key, (now, per_checkpoint));
 }
 
 /// The candidates for the session: players heard lately (not banned) and us, lowest ids first.
@@ -287,17 +309,31 @@ fn maybe_propose(
         return None;
     }
     let in_roster: BTreeSet<PublicKey> = cands.iter().map(|(_, k, _)| *k).collect();
-    let referees: Vec<PublicKey> = play
+    let live: Vec<(PublicKey, u8)> = play
         .referees
         .iter()
-        .filter(|(k, seen)| {
-            !in_roster.contains(k) && now.saturating_sub(**seen) <= REFEREE_TIMEOUT_MS
+        .filter(|(k, (seen, _))| {
+            !in_roster.contains(k) && now.saturating_sub(*seen) <= REFEREE_TIMEOUT_MS
         })
+        .map(|(k, (_, n))| (*k, *n))
+        .collect();
+    // The deployment's panel size: what most referees announce (they all announce the same).
+    let mut votes: BTreeMap<u8, usize> = BTreeMap::new();
+    for (_, n) in &live {
+        *votes.entry(*n).or_default() += 1;
+    }
+    let per_checkpoint = votes
+        .iter()
+        .max_by_key(|(n, count)| (**count, **n))
+        .map_or(REFEREES_PER_CHECKPOINT as u8, |(n, _)| *n);
+    let referees: Vec<PublicKey> = live
+        .iter()
+        .filter(|(_, n)| *n == per_checkpoint)
         .map(|(k, _)| *k)
         .collect();
-    if referees.len() < REFEREES_PER_CHECKPOINT {
+    if referees.len() < usize::from(per_checkpoint) {
         play.status = format!(
-            "waiting for referees: {} of {REFEREES_PER_CHECKPOINT} heard",
+            "waiting for referees: {} of {per_checkpoint} heard",
             referees.len()
         );
         return None;
@@ -313,6 +349,7 @@ fn maybe_propose(
             })
             .collect(),
         referees,
+        per_checkpoint,
         parent: game.parent,
         first_frame: game.height,
         root: finalised.root(),
@@ -340,7 +377,11 @@ fn accept(
     if !p.members.iter().any(|m| m.key == me) {
         return Err("we are not in it".into());
     }
-    if !p.members.iter().any(|m| PeerId::from_public_key(&m.key) == from) {
+    if !p
+        .members
+        .iter()
+        .any(|m| PeerId::from_public_key(&m.key) == from)
+    {
         return Err("the proposer is not in it".into());
     }
     if play.banned.contains(&from) {
@@ -371,7 +412,9 @@ fn accept(
         .collect();
     base.onboard(p.first_frame, &addresses);
     let service = node.node.session.as_mut().ok_or("no session service")?;
-    service.config_mut().pool = RefereePool::new(p.referees.clone()).map_err(|e| e.to_string())?;
+    service.config_mut().pool = RefereePool::new(p.referees.clone())
+        .and_then(|pool| pool.with_per_checkpoint(usize::from(p.per_checkpoint)))
+        .map_err(|e| e.to_string())?;
     service.stop();
     let session = service
         .start(
@@ -388,6 +431,8 @@ fn accept(
         .with_num_players(roster.len())
         .map_err(|e| e.to_string())?
         .with_input_delay(INPUT_DELAY)
+        .with_max_prediction_window(PREDICTION_MAX)
+        .with_disconnect_timeout(std::time::Duration::from_millis(DISCONNECT_MS))
         .with_fps(FPS)
         .map_err(|e| e.to_string())?;
     let mut handle = 0;
@@ -467,20 +512,49 @@ pub(crate) fn play_session(
         }
     }
     step_ggrs(time.delta_secs(), play);
+    if std::mem::take(&mut play.left) {
+        play.stop();
+        if let Some(s) = node.node.session.as_mut() {
+            s.stop();
+        }
+        play.status = "a player left: waiting for the next session".into();
+        return;
+    }
     confirm(now, game, play, &mut submit);
 }
 
-/// Advances GGRS by the frames real time calls for.
+/// Advances GGRS by the frames real time calls for. A panic inside GGRS (a third-party
+/// library asserting on its own state) ends the session instead of the program, where the
+/// platform unwinds (natively).
 fn step_ggrs(dt: f32, play: &mut Play) {
-    let Some(mut s) = play.ggrs.take() else {
+    let Some(s) = play.ggrs.take() else {
         return;
     };
+    let stepped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let mut s = s;
+        step_ggrs_inner(dt, play, &mut s);
+        s
+    }));
+    match stepped {
+        Ok(s) => play.ggrs = Some(s),
+        Err(_) => {
+            error!("GGRS failed inside: leaving the session");
+            play.left = true;
+        }
+    }
+}
+
+fn step_ggrs_inner(dt: f32, play: &mut Play, s: &mut P2PSession<SandboxGgrs>) {
     s.poll_remote_clients();
     for ev in s.events() {
         match ev {
             GgrsEvent::WaitRecommendation { skip_frames } => play.skip += skip_frames,
             GgrsEvent::Disconnected { addr } => {
-                info!("{} left the session", addr.short());
+                // The roster changed: a new session is proposed without it. Playing on with a
+                // disconnected player is also where GGRS's own assertions have been seen to
+                // fail (loading a frame outside its prediction window).
+                info!("{} left the session: leaving it too", addr.short());
+                play.left = true;
             }
             _ => {}
         }
@@ -539,7 +613,6 @@ fn step_ggrs(dt: f32, play: &mut Play) {
             }
         }
     }
-    play.ggrs = Some(s);
 }
 
 /// Frames GGRS confirmed go into the input log and the world, in order.
@@ -626,14 +699,14 @@ pub(crate) fn outcomes(
             play.stop();
             continue;
         }
-        if let Some((world, formed_ms)) = play.checkpoints.remove(&f.frame) {
-            if world.root() == f.root {
-                game.finalised = Some(world);
-                game.height = f.frame;
-                game.parent = f.digest;
-                play.finalised += 1;
-                play.finality_ms = Some(now.saturating_sub(formed_ms));
-            }
+        if let Some((world, formed_ms)) = play.checkpoints.remove(&f.frame)
+            && world.root() == f.root
+        {
+            game.finalised = Some(world);
+            game.height = f.frame;
+            game.parent = f.digest;
+            play.finalised += 1;
+            play.finality_ms = Some(now.saturating_sub(formed_ms));
         }
         play.checkpoints.retain(|end, _| *end > f.frame);
     }
@@ -670,9 +743,13 @@ pub fn referee_service(
 }
 
 /// What a referee publishes on [`WORLD_TOPIC`](crate::net::WORLD_TOPIC) every few seconds so
-/// players put it in their pool.
-pub fn referee_announcement(key: PublicKey) -> Vec<u8> {
-    SandboxMsg::Referee { key }.encode()
+/// players put it in their pool, with its deployment's referees per checkpoint.
+pub fn referee_announcement(key: PublicKey, per_checkpoint: u8) -> Vec<u8> {
+    SandboxMsg::Referee {
+        key,
+        per_checkpoint,
+    }
+    .encode()
 }
 
 #[cfg(test)]
@@ -693,7 +770,11 @@ mod tests {
         }
         assert_eq!(unpad(&Pad::default()), None);
         assert_eq!(unpad(&[0x01, 0, 0, 0, 0, 0, 0, 0, 0, 0]), None, "kind 0");
-        assert_eq!(unpad(&[0x02, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 0]), None, "outside");
+        assert_eq!(
+            unpad(&[0x02, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 0]),
+            None,
+            "outside"
+        );
         assert_eq!(unpad(&[0x07; 10]), None);
     }
 }

@@ -137,7 +137,13 @@ fn peer_colour(peer: &PeerId) -> Color {
 }
 
 fn setup(mut commands: Commands, game: Res<Game>) {
-    commands.spawn(Camera2d);
+    // No multisampling and no tonemapping: flat 2D colours do not need them, and in a browser
+    // without a GPU (software WebGL) they multiply the cost of every frame.
+    commands.spawn((
+        Camera2d,
+        Msaa::Off,
+        bevy::core_pipeline::tonemapping::Tonemapping::None,
+    ));
     commands.spawn((
         Me,
         Sprite::from_color(Color::WHITE, Vec2::splat(CELL_PX * 0.8)),
@@ -395,7 +401,13 @@ fn draw_map(mut gizmos: Gizmos, game: Res<Game>, peers: Res<Peers>) {
     }
 }
 
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the HUD shows a bit of everything"
+)]
 fn hud(
+    time: Res<Time<Real>>,
+    mut last_ms: Local<u128>,
     game: Res<Game>,
     play: Res<crate::session::Play>,
     diagnostics: Res<bevy::diagnostic::DiagnosticsStore>,
@@ -404,6 +416,13 @@ fn hud(
     wallet: Option<Res<Wallet>>,
     mut text: Query<&mut Text, With<Hud>>,
 ) {
+    // Four times a second: laying text out every frame is a large share of a frame in a browser
+    // without a GPU.
+    let now = time.elapsed().as_millis();
+    if now.saturating_sub(*last_ms) < 250 && *last_ms != 0 {
+        return;
+    }
+    *last_ms = now.max(1);
     let Ok(mut text) = text.single_mut() else {
         return;
     };
@@ -497,7 +516,7 @@ fn hud(
 /// checkpoint). Refreshed four times a second.
 #[cfg(target_arch = "wasm32")]
 fn expose_state(
-    time: Res<Time<bevy::time::Real>>,
+    time: Res<Time<Real>>,
     game: Res<Game>,
     play: Res<crate::session::Play>,
     peers: Res<Peers>,

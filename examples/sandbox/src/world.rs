@@ -332,12 +332,17 @@ impl SandboxWorld {
             fuel_limit: TICK_FUEL,
             data,
         };
-        let result = self.host.apply_transition(std::slice::from_ref(&tick_input));
+        let result = self
+            .host
+            .apply_transition(std::slice::from_ref(&tick_input));
         let status: Vec<u8> = match result.receipts.first().map(|r| &r.result) {
             Some(Ok(out)) => out.clone(),
             Some(Err(e)) => {
                 let why = refusal(e);
-                return actions.iter().map(|_| Outcome::Refused(why.clone())).collect();
+                return actions
+                    .iter()
+                    .map(|_| Outcome::Refused(why.clone()))
+                    .collect();
             }
             None => Vec::new(),
         };
@@ -402,7 +407,13 @@ impl SandboxWorld {
                 let y = u32::from_le_bytes(key[5..9].try_into().unwrap_or([0; 4]));
                 let mut placer = [0; 32];
                 placer.copy_from_slice(&value[1..]);
-                blocks.insert((x, y), Block { kind: value[0], placer });
+                blocks.insert(
+                    (x, y),
+                    Block {
+                        kind: value[0],
+                        placer,
+                    },
+                );
             }
         }
         Ok(Self {

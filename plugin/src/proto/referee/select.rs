@@ -10,9 +10,11 @@ use crate::proto::ledger::{BondTerms, Epoch};
 /// Referees a session's panel holds: the referees its players' session bonds list (the ledger's
 /// `REFEREES_MAX`), so a verdict of the panel can forfeit them.
 pub const PANEL_MAX: usize = 64;
-/// Referees selected per checkpoint attempt (`N`). With a share `p` of corrupt referees a wrong
-/// root needs ≥ 11 of 16 corrupt: for p = 10% that is ~3·10⁻⁸ per checkpoint (colluding);
-/// no quorum at all (≥ 6 corrupt or silent) ~1.3%, which a retry resolves.
+/// Referees selected per checkpoint attempt (`N`), by default and at most. With a share `p` of
+/// corrupt referees a wrong root needs ≥ 11 of 16 corrupt: for p = 10% that is ~3·10⁻⁸ per
+/// checkpoint (colluding); no quorum at all (≥ 6 corrupt or silent) ~1.3%, which a retry
+/// resolves. A small deployment may choose fewer ([`RefereePool::with_per_checkpoint`]) and
+/// accepts the weaker bound (with 4: a wrong root needs 3 of 4 corrupt).
 pub const REFEREES_PER_CHECKPOINT: usize = 16;
 /// Most bonded referees a pool may list (bounds the ranking work).
 pub const POOL_MAX: usize = 100_000;
@@ -32,9 +34,19 @@ fn rank(seed: &[u8; 32], key: &PublicKey) -> [u8; 32] {
 /// The bonded referees known to every peer at a session's start: keys holding a live referee
 /// bond in the ledger (a node learns them from the ledger; the simulator from its peers).
 /// Sorted, distinct, at most [`POOL_MAX`].
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RefereePool {
     keys: Vec<PublicKey>,
+    per_checkpoint: usize,
+}
+
+impl Default for RefereePool {
+    fn default() -> Self {
+        Self {
+            keys: Vec::new(),
+            per_checkpoint: REFEREES_PER_CHECKPOINT,
+        }
+    }
 }
 
 impl RefereePool {
@@ -45,7 +57,28 @@ impl RefereePool {
         if keys.len() > POOL_MAX {
             return Err(RefereeError::Malformed("referee pool above POOL_MAX"));
         }
-        Ok(Self { keys })
+        Ok(Self {
+            keys,
+            per_checkpoint: REFEREES_PER_CHECKPOINT,
+        })
+    }
+
+    /// The same pool drawing `n` referees per checkpoint attempt instead of
+    /// [`REFEREES_PER_CHECKPOINT`]: a consensus parameter every player and referee of a session
+    /// must share. `Err` unless `1 ≤ n ≤ REFEREES_PER_CHECKPOINT`.
+    pub fn with_per_checkpoint(mut self, n: usize) -> Result<Self, RefereeError> {
+        if n == 0 || n > REFEREES_PER_CHECKPOINT {
+            return Err(RefereeError::Malformed(
+                "referees per checkpoint out of 1..=REFEREES_PER_CHECKPOINT",
+            ));
+        }
+        self.per_checkpoint = n;
+        Ok(self)
+    }
+
+    /// Referees drawn per checkpoint attempt.
+    pub fn per_checkpoint(&self) -> usize {
+        self.per_checkpoint
     }
 
     /// The keys, sorted.
@@ -62,6 +95,7 @@ impl RefereePool {
 pub struct Panel {
     session: SessionId,
     roster: Roster,
+    per_checkpoint: usize,
     /// In rank order.
     keys: Vec<PublicKey>,
 }
@@ -85,10 +119,10 @@ impl Panel {
             .filter(|k| !roster.contains(k))
             .map(|k| (rank(&seed, k), *k))
             .collect();
-        if ranked.len() < REFEREES_PER_CHECKPOINT {
+        if ranked.len() < pool.per_checkpoint {
             return Err(RefereeError::PoolTooSmall(
                 ranked.len(),
-                REFEREES_PER_CHECKPOINT,
+                pool.per_checkpoint,
             ));
         }
         ranked.sort_unstable();
@@ -96,6 +130,7 @@ impl Panel {
         Ok(Self {
             session: *session,
             roster: roster.clone(),
+            per_checkpoint: pool.per_checkpoint,
             keys: ranked.into_iter().map(|(_, k)| k).collect(),
         })
     }
@@ -131,9 +166,14 @@ impl Panel {
         self.keys.contains(key)
     }
 
+    /// Referees drawn per attempt (`N`, from the pool).
+    pub fn per_checkpoint(&self) -> usize {
+        self.per_checkpoint
+    }
+
     /// Attempts the panel can staff: `panel size / N` disjoint referee sets.
     pub fn attempts(&self) -> u8 {
-        u8::try_from(self.keys.len() / REFEREES_PER_CHECKPOINT).expect("≤ PANEL_MAX / N")
+        u8::try_from(self.keys.len() / self.per_checkpoint).expect("≤ PANEL_MAX / N")
     }
 
     /// Distinct panel signatures a verdict needs: > 2/3 of the whole panel, so that a quorum of
@@ -159,8 +199,8 @@ impl Panel {
         let mut ranked: Vec<([u8; 32], PublicKey)> =
             self.keys.iter().map(|k| (rank(&seed, k), *k)).collect();
         ranked.sort_unstable();
-        let start = usize::from(attempt) * REFEREES_PER_CHECKPOINT;
-        Ok(ranked[start..start + REFEREES_PER_CHECKPOINT]
+        let start = usize::from(attempt) * self.per_checkpoint;
+        Ok(ranked[start..start + self.per_checkpoint]
             .iter()
             .map(|(_, k)| *k)
             .collect())
@@ -178,5 +218,48 @@ impl Panel {
             referee_quorum: u16::try_from(self.verdict_quorum()).expect("≤ PANEL_MAX"),
             lottery: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::identity::Identity;
+    use crate::proto::ledger::OutputId;
+    use crate::proto::referee::Member;
+
+    fn keys(n: u8, from: u8) -> Vec<PublicKey> {
+        (0..n)
+            .map(|i| Identity::from_seed([from.wrapping_add(i); 32]).public_key())
+            .collect()
+    }
+
+    #[test]
+    fn a_smaller_panel_per_checkpoint_draws_that_many_disjoint_sets() {
+        let roster = Roster::new(vec![Member {
+            key: keys(1, 200)[0],
+            bond: OutputId([1; 32]),
+        }])
+        .expect("one player");
+        let session = SessionId([7; 32]);
+        let pool = RefereePool::new(keys(10, 0)).expect("pool");
+        assert!(matches!(
+            Panel::draw(&pool, &session, &roster),
+            Err(RefereeError::PoolTooSmall(10, 16))
+        ));
+        assert!(pool.clone().with_per_checkpoint(0).is_err());
+        assert!(pool.clone().with_per_checkpoint(17).is_err());
+        let small = pool.with_per_checkpoint(4).expect("4 per checkpoint");
+        let panel = Panel::draw(&small, &session, &roster).expect("10 ≥ 4");
+        assert_eq!(panel.per_checkpoint(), 4);
+        assert_eq!(panel.attempts(), 2);
+        let first = panel.selected(3, 0).expect("attempt 0");
+        let second = panel.selected(3, 1).expect("attempt 1");
+        assert_eq!((first.len(), second.len()), (4, 4));
+        assert!(first.iter().all(|k| !second.contains(k)), "disjoint");
+        assert!(matches!(
+            panel.selected(3, 2),
+            Err(RefereeError::NoSuchAttempt(2))
+        ));
     }
 }
