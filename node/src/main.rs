@@ -341,6 +341,8 @@ fn run_players(args: &Args, url: &str) {
         }
         std::thread::sleep(Duration::from_millis(8));
     }
+    println!("final:");
+    report_players(&mut apps, &referees);
 }
 
 fn report_players(apps: &mut [meshwork_sandbox::BevyApp], referees: &[RefereePeer]) {

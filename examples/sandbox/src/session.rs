@@ -71,8 +71,8 @@ const DISCONNECT_MS: u64 = 120_000;
 pub const ROSTER_STABLE_MS: u64 = 1_500;
 /// Least time between two proposals.
 const PROPOSE_INTERVAL_MS: u64 = 3_000;
-/// A session whose GGRS has not started running by then is proposed again.
-const SYNC_TIMEOUT_MS: u64 = 10_000;
+/// A session that has not confirmed a frame for this long (or never started) is proposed again.
+const SYNC_TIMEOUT_MS: u64 = 6_000;
 /// Players and referees not heard from for this long are no longer candidates.
 const HEARD_TIMEOUT_MS: u64 = 3_000;
 /// Referees not heard from for this long leave the pool.
@@ -168,6 +168,8 @@ pub struct Play {
     candidates: Vec<PeerId>,
     candidates_since_ms: u64,
     left: bool,
+    /// When a frame was last confirmed.
+    progress_ms: u64,
     last_proposal_ms: Option<u64>,
 }
 
@@ -297,9 +299,10 @@ fn maybe_propose(
     }
     let mut roster_now = play.roster.clone();
     roster_now.sort();
+    // A session that never started running, or stopped confirming frames (a member left it
+    // without leaving the world, e.g. after its own claim lost), is proposed again.
     let stale = play.session.is_some()
-        && !play.running()
-        && now.saturating_sub(play.started_ms) > SYNC_TIMEOUT_MS;
+        && now.saturating_sub(play.progress_ms.max(play.started_ms)) > SYNC_TIMEOUT_MS;
     if (roster_now == ids && !stale)
         || now.saturating_sub(play.candidates_since_ms) < ROSTER_STABLE_MS
         || play
@@ -659,6 +662,7 @@ fn confirm(now: u64, game: &mut Game, play: &mut Play, submit: &mut MessageWrite
         // Rolled-back frames below the confirmed one are never asked for again.
         play.recorded.retain(|f, _| *f > play.next_confirm);
         play.next_confirm += 1;
+        play.progress_ms = now;
     }
 }
 

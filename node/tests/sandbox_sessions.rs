@@ -1,0 +1,63 @@
+//! The sandbox's sessions over real WebRTC links, end to end: the `meshwork` binary runs its
+//! signalling server, 6 referee peers (4 per checkpoint) and 4 bot players, one of them claiming
+//! tampered roots. The honest bots must finalise checkpoints through the referees, agree on the
+//! world, and see the cheater caught; the cheater must finalise nothing.
+
+use std::process::Command;
+
+#[test]
+fn bots_finalise_checkpoints_and_the_cheater_is_caught() {
+    let out = Command::new(env!("CARGO_BIN_EXE_meshwork"))
+        .args([
+            "--signalling-port",
+            "0",
+            "--no-web",
+            "--referees",
+            "6",
+            "--referees-per-checkpoint",
+            "4",
+            "--players",
+            "4",
+            "--cheaters",
+            "1",
+            "--seconds",
+            "45",
+        ])
+        .env("RUST_LOG", "error")
+        .output()
+        .expect("the meshwork binary runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "exit {:?}\n{stdout}", out.status);
+    let fin = stdout
+        .split("final:")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no final report:\n{stdout}"));
+    // "player <id>: L links, R in session, B blocks, balance X, finalised height H (C checkpoints, ...), K cheats caught"
+    let players: Vec<(u64, u64, u64)> = fin
+        .lines()
+        .filter(|l| l.starts_with("player "))
+        .map(|l| {
+            let num = |before: &str| -> u64 {
+                let i = l.find(before).unwrap_or_else(|| panic!("{before} in {l}"));
+                l[..i]
+                    .rsplit(|c: char| !c.is_ascii_digit())
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or_else(|| panic!("number before {before} in {l}"))
+            };
+            (num(" checkpoints"), num(" cheats caught"), num(" blocks"))
+        })
+        .collect();
+    assert_eq!(players.len(), 4, "{fin}");
+    // The first bot is the cheater (--cheaters counts from the first).
+    let (cheater, honest) = players.split_first().expect("four players");
+    assert_eq!(cheater.0, 0, "the cheater finalised a checkpoint:\n{fin}");
+    for (checkpoints, cheats, _) in honest {
+        assert!(
+            *checkpoints >= 5,
+            "an honest bot finalised too little:\n{fin}"
+        );
+        assert!(*cheats >= 1, "an honest bot did not see the cheat:\n{fin}");
+    }
+    println!("{fin}");
+}
