@@ -78,7 +78,7 @@ const HEARD_TIMEOUT_MS: u64 = 3_000;
 /// Referees not heard from for this long leave the pool.
 const REFEREE_TIMEOUT_MS: u64 = 10_000;
 /// Local actions waiting for a frame.
-const QUEUED_MAX: usize = 8;
+pub const QUEUED_MAX: usize = 8;
 /// Frames GGRS may run in one update (catching up after a slow frame).
 const STEPS_MAX: usize = 8;
 

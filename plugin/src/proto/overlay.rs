@@ -51,8 +51,12 @@ const QUEUE_KEEP: usize = 8;
 /// How long an acknowledgement may wait for a `Routed` frame to ride on.
 const ACK_DELAY_MS: u64 = 20;
 
-/// Consecutive unacknowledged hops after which a link is considered dead.
+/// Consecutive unacknowledged hops after which a link is considered dead, if it has also been
+/// silent for [`STRIKE_SILENCE_RTOS`] retransmit timeouts.
 const LINK_STRIKES_MAX: u8 = 3;
+/// Retransmit timeouts of silence (nothing received on the link) that, with
+/// [`LINK_STRIKES_MAX`] missed acks, close a link.
+const STRIKE_SILENCE_RTOS: u64 = 8;
 
 /// How to answer a peer that sent us something: retrace that message's path (`last_id`), or
 /// head for its waypoint.

@@ -206,7 +206,15 @@ pub struct MatchboxTransport {
     stats: MatchboxStats,
     last_rejection: Option<SignalError>,
     datagrams: VecDeque<(LinkId, Vec<u8>)>,
+    /// Per-link sockets we gave up on while they were still connecting, kept until a deadline
+    /// in the browser (see [`MatchboxTransport::park`]).
+    parked: Vec<(MeshLink, u64)>,
 }
+
+/// How long a given-up connecting socket is kept in the browser before it is dropped.
+const PARK_MS: u64 = 60_000;
+/// Given-up sockets kept at once (beyond it they are dropped at once).
+const PARKED_MAX: usize = 32;
 
 impl std::fmt::Debug for MatchboxTransport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -230,6 +238,7 @@ impl MatchboxTransport {
             stats: MatchboxStats::default(),
             last_rejection: None,
             datagrams: VecDeque::new(),
+            parked: Vec::new(),
             config,
         };
         if !t.config.signalling_url.is_empty() {
@@ -510,10 +519,26 @@ impl MatchboxTransport {
             }
         }
         for link in dead {
-            if self.mesh.remove(&link).is_some_and(|m| m.up) {
-                self.stats.links_down += 1;
-                out.push(TransportEvent::LinkDown { link });
+            if let Some(m) = self.mesh.remove(&link) {
+                if m.up {
+                    self.stats.links_down += 1;
+                    out.push(TransportEvent::LinkDown { link });
+                } else {
+                    self.park(now_ms, m);
+                }
             }
+        }
+        self.parked.retain(|(_, until)| now_ms < *until);
+    }
+
+    /// Gives up on a socket that is still connecting. Natively it is dropped (matchbox closes
+    /// its peer connection). In the browser matchbox 0.15 leaves the `RTCPeerConnection` running
+    /// and panics (ending the page) if a data channel of a dropped handshake opens later, so the
+    /// socket and its signaller are kept for [`PARK_MS`] (at most [`PARKED_MAX`]), long enough
+    /// for the handshake to finish or fail by itself, and dropped after.
+    fn park(&mut self, now_ms: u64, m: MeshLink) {
+        if cfg!(target_arch = "wasm32") && self.parked.len() < PARKED_MAX {
+            self.parked.push((m, now_ms.saturating_add(PARK_MS)));
         }
     }
 
@@ -722,7 +747,8 @@ impl Transport for MatchboxTransport {
     }
 
     fn dial(&mut self, now_ms: u64, peer: PeerId) {
-        // One dial per peer at a time: a new request replaces a stale one.
+        // One dial per peer at a time: a new request replaces a stale one (its Offer may predate
+        // the remote's acceptance of this request, which only a fresh Offer matches).
         let stale: Vec<LinkId> = self
             .mesh
             .iter()
@@ -730,7 +756,9 @@ impl Transport for MatchboxTransport {
             .map(|(l, _)| *l)
             .collect();
         for l in stale {
-            self.mesh.remove(&l);
+            if let Some(m) = self.mesh.remove(&l) {
+                self.park(now_ms, m);
+            }
         }
         if self.connecting() >= self.config.pending_max {
             tracing::warn!(peer = %peer.short(), "too many links connecting: dial dropped");

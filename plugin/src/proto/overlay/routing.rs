@@ -250,7 +250,11 @@ impl Overlay {
             if let Some(l) = self.links.iter_mut().find(|l| l.id == p.link) {
                 l.strikes = l.strikes.saturating_add(1);
                 silent_peer = l.peer();
-                if l.strikes >= LINK_STRIKES_MAX {
+                // Missed acks alone do not condemn a link we heard from lately: a slow peer (a
+                // browser tab drawing a few frames a second) acks late but is alive.
+                let heard_lately = now_ms.saturating_sub(l.last_recv_ms)
+                    <= STRIKE_SILENCE_RTOS * self.cfg.retransmit_ms;
+                if l.strikes >= LINK_STRIKES_MAX && !heard_lately {
                     self.close_link(p.link);
                     if let Some(peer) = silent_peer {
                         self.table.note_failure(&peer, 3);
