@@ -3,7 +3,8 @@
 //! `--players N`, N headless sandbox bot players; with `--bots N`, a local mesh of N headless
 //! overlay peers over real WebRTC links in this process, then prints what they did.
 //! `meshwork validator` runs a ledger validator over a crash-safe store (see `validator.rs`).
-//! Later: the referee node (on by default, with a flag to turn it off).
+//! With `--referees N`, N referee peers for the sandbox's sessions (`--referees-per-checkpoint`);
+//! `--cheaters C` makes the first C bot players claim tampered roots.
 //!
 //! ```text
 //! cargo run -p meshwork-node --release -- --players 3 --seconds 0
