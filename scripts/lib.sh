@@ -59,11 +59,11 @@ ensure_browser_test_deps() {
     fi
 }
 
-# The browser test (web/tests): the node built as the tests built it (workspace features, so no
-# rebuild after `cargo test --workspace --all-features`), the sandbox's browser build in web/pkg,
-# two Chromium tabs. Screenshots go to test-artifacts/web (printed).
+# The browser test (web/tests): the node (built alone: with --workspace the sandbox's `window`
+# feature would be unified into it and pull a native renderer into the build), the sandbox's
+# browser build in web/pkg, two Chromium tabs. Screenshots go to test-artifacts/web (printed).
 browser_test() {
     ensure_browser_test_deps
-    cargo build --workspace --all-features --bin meshwork
+    cargo build -p meshwork-node --bin meshwork
     MESHWORK_BIN="$CARGO_TARGET_DIR/debug/meshwork" node web/tests/sandbox.test.mjs
 }
