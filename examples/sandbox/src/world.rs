@@ -3,20 +3,22 @@
 //! browser, the node's bot players and the tests.
 //!
 //! Every peer builds the same genesis (same code, same creator, same salts, same config), so the
-//! same ordered actions give the same contract root everywhere. That root and the per-frame
-//! input log ([`SandboxWorld::log`]) are what a session checkpoint will carry to referees.
+//! same ordered actions give the same contract root everywhere. Actions arrive as session
+//! frames ([`SandboxWorld::apply_tick`]), the same world `tick` inputs referees re-execute from
+//! the session's input log.
 //!
-//! A player's first action onboards it: the world's admin grants it [`GRANT`] tokens and the
-//! player approves the world contract to charge it. Both are ordinary inputs, deterministic in
-//! the log, so every peer credits the same players the same amount. (A sandbox faucet: anyone
-//! can get a grant with a fresh key. Real tokens come from the ledger.)
+//! A player joining a session is onboarded first ([`SandboxWorld::onboard`]): the world's admin
+//! grants it [`GRANT`] tokens, and the player approves the world contract to charge it and
+//! delegates its actions to the session sequencer. Every member applies the same onboarding, so
+//! every peer credits the same players the same amount. (A sandbox faucet: anyone can get a
+//! grant with a fresh key. Real tokens come from the ledger.)
 
 use std::collections::BTreeMap;
 
 use meshwork::proto::contract::{
     Address, ConsensusParams, ContractError, ContractHost, ContractId, Fuel, Input, StateRoot, Tick,
 };
-use meshwork::proto::referee::{TICK_FUEL, WORLD_TICK_OP, session_sequencer};
+use meshwork::proto::referee::{TickInput, session_sequencer};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
@@ -36,8 +38,6 @@ pub const GRANT: u64 = 10_000;
 pub const SUPPLY: u64 = 1_000_000_000_000;
 /// Fuel each input may burn.
 pub const INPUT_FUEL: u64 = 5_000_000;
-/// Frames kept in [`SandboxWorld::log`] (older ones are dropped; a checkpoint takes them first).
-pub const LOG_FRAMES_MAX: usize = 4_096;
 
 /// Cells across the whole world.
 pub const fn cells_x() -> u32 {
@@ -130,6 +130,18 @@ pub struct Block {
     pub placer: [u8; 32],
 }
 
+impl Block {
+    /// A block from the world contract's stored value (`kind ‖ placer[32]`; kind 0 is no block).
+    fn decode(value: &[u8]) -> Option<Self> {
+        let (&kind, placer) = value.split_first()?;
+        Some(Self {
+            kind,
+            placer: placer.try_into().ok()?,
+        })
+        .filter(|b| b.kind != 0)
+    }
+}
+
 /// What became of one action.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -139,27 +151,13 @@ pub enum Outcome {
     Refused(String),
 }
 
-/// One frame's inputs as the host applied them, with the roots around them.
-#[derive(Clone, Debug)]
-pub struct LoggedFrame {
-    /// The frame number.
-    pub frame: u64,
-    /// Inputs in the order applied.
-    pub inputs: Vec<Input>,
-    /// [`ContractHost::root`] before.
-    pub prior_root: StateRoot,
-    /// [`ContractHost::root`] after.
-    pub next_root: StateRoot,
-}
-
-/// The token and world contracts, the blocks they hold, and the log of what was applied.
+/// The token and world contracts and the blocks they hold.
 #[derive(Clone)]
 pub struct SandboxWorld {
     host: ContractHost,
     token: ContractId,
     world: ContractId,
     blocks: BTreeMap<(u32, u32), Block>,
-    log: Vec<LoggedFrame>,
     frames_applied: u64,
 }
 
@@ -219,58 +217,8 @@ impl SandboxWorld {
             token,
             world,
             blocks: BTreeMap::new(),
-            log: Vec::new(),
             frames_applied: 0,
         })
-    }
-
-    /// Applies one frame's actions in order, onboarding players on their first action.
-    /// Returns one outcome per action.
-    pub fn apply_frame(&mut self, frame: u64, actions: &[(Address, Action)]) -> Vec<Outcome> {
-        if actions.is_empty() {
-            return Vec::new();
-        }
-        let mut inputs = Vec::with_capacity(actions.len() * 3);
-        let mut action_input = Vec::with_capacity(actions.len());
-        let mut onboarded: Vec<Address> = Vec::new();
-        for (player, action) in actions {
-            if !self.is_onboarded(player) && !onboarded.contains(player) {
-                onboarded.push(*player);
-                let mut grant = vec![0x01];
-                grant.extend_from_slice(&player.0);
-                grant.extend_from_slice(&GRANT.to_le_bytes());
-                inputs.push(input(self.token, admin(), frame, grant));
-                let mut approve = vec![0x02];
-                approve.extend_from_slice(&self.world.0);
-                approve.extend_from_slice(&u64::MAX.to_le_bytes());
-                inputs.push(input(self.token, *player, frame, approve));
-            }
-            action_input.push(inputs.len());
-            inputs.push(input(self.world, *player, frame, action.encode()));
-        }
-        let result = self.host.apply_transition(&inputs);
-        let mut outcomes = Vec::with_capacity(actions.len());
-        for ((_, action), i) in actions.iter().zip(action_input) {
-            let receipt = &result.receipts[i];
-            match &receipt.result {
-                Ok(_) => {
-                    self.note(action, receipt);
-                    outcomes.push(Outcome::Done);
-                }
-                Err(e) => outcomes.push(Outcome::Refused(refusal(e))),
-            }
-        }
-        if self.log.len() >= LOG_FRAMES_MAX {
-            self.log.remove(0);
-        }
-        self.log.push(LoggedFrame {
-            frame,
-            inputs,
-            prior_root: result.prior_root,
-            next_root: result.next_root,
-        });
-        self.frames_applied += 1;
-        outcomes
     }
 
     /// Onboards the `players` who are not yet (sessions): the admin grants each [`GRANT`]
@@ -318,23 +266,13 @@ impl SandboxWorld {
         if actions.is_empty() {
             return Vec::new();
         }
-        let count = u16::try_from(actions.len()).unwrap_or(u16::MAX);
-        let mut data = vec![WORLD_TICK_OP];
-        data.extend_from_slice(&count.to_le_bytes());
-        for (player, action) in actions.iter().take(usize::from(count)) {
-            data.extend_from_slice(&player.0);
-            data.extend_from_slice(&action.encode());
+        let mut tick_input = TickInput::with_capacity(actions.len());
+        for (player, action) in actions {
+            tick_input.push(player, &action.encode());
         }
-        let tick_input = Input {
-            contract: self.world,
-            caller: session_sequencer(),
-            tick: Tick(tick),
-            fuel_limit: TICK_FUEL,
-            data,
-        };
         let result = self
             .host
-            .apply_transition(std::slice::from_ref(&tick_input));
+            .apply_transition(&[tick_input.finish(self.world, Tick(tick))]);
         let status: Vec<u8> = match result.receipts.first().map(|r| &r.result) {
             Some(Ok(out)) => out.clone(),
             Some(Err(e)) => {
@@ -350,15 +288,6 @@ impl SandboxWorld {
             let (x, y) = action.cell();
             self.refresh_cell(x, y);
         }
-        if self.log.len() >= LOG_FRAMES_MAX {
-            self.log.remove(0);
-        }
-        self.log.push(LoggedFrame {
-            frame: tick,
-            inputs: vec![tick_input],
-            prior_root: result.prior_root,
-            next_root: result.next_root,
-        });
         self.frames_applied += 1;
         actions
             .iter()
@@ -379,13 +308,17 @@ impl SandboxWorld {
         key.push(b'B');
         key.extend_from_slice(&x.to_le_bytes());
         key.extend_from_slice(&y.to_le_bytes());
-        match self.host.read(&self.world, &key) {
-            Ok(Some(v)) if v.len() == 33 && v[0] != 0 => {
-                let mut placer = [0; 32];
-                placer.copy_from_slice(&v[1..]);
-                self.blocks.insert((x, y), Block { kind: v[0], placer });
+        match self
+            .host
+            .read(&self.world, &key)
+            .ok()
+            .flatten()
+            .and_then(Block::decode)
+        {
+            Some(block) => {
+                self.blocks.insert((x, y), block);
             }
-            _ => {
+            None => {
                 self.blocks.remove(&(x, y));
             }
         }
@@ -402,18 +335,13 @@ impl SandboxWorld {
         let entries = host.export_state(&self.world)?;
         let mut blocks = BTreeMap::new();
         for (key, value) in entries {
-            if key.len() == 9 && key[0] == b'B' && value.len() == 33 && value[0] != 0 {
+            if key.len() == 9
+                && key[0] == b'B'
+                && let Some(block) = Block::decode(&value)
+            {
                 let x = u32::from_le_bytes(key[1..5].try_into().unwrap_or([0; 4]));
                 let y = u32::from_le_bytes(key[5..9].try_into().unwrap_or([0; 4]));
-                let mut placer = [0; 32];
-                placer.copy_from_slice(&value[1..]);
-                blocks.insert(
-                    (x, y),
-                    Block {
-                        kind: value[0],
-                        placer,
-                    },
-                );
+                blocks.insert((x, y), block);
             }
         }
         Ok(Self {
@@ -421,37 +349,8 @@ impl SandboxWorld {
             token: self.token,
             world: self.world,
             blocks,
-            log: Vec::new(),
             frames_applied: 0,
         })
-    }
-
-    /// Mirrors a successful action's `place`/`remove` event into the block map.
-    fn note(&mut self, action: &Action, receipt: &meshwork::proto::contract::Receipt) {
-        for event in &receipt.events {
-            if event.contract != self.world {
-                continue;
-            }
-            match (event.topic.as_slice(), action) {
-                (b"place", Action::Place { x, y, kind }) => {
-                    let mut placer = [0; 32];
-                    if let Some(who) = event.data.get(9..41) {
-                        placer.copy_from_slice(who);
-                    }
-                    self.blocks.insert(
-                        (*x, *y),
-                        Block {
-                            kind: *kind,
-                            placer,
-                        },
-                    );
-                }
-                (b"remove", Action::Remove { x, y }) => {
-                    self.blocks.remove(&(*x, *y));
-                }
-                _ => {}
-            }
-        }
     }
 
     fn is_onboarded(&self, player: &Address) -> bool {
@@ -492,11 +391,6 @@ impl SandboxWorld {
         self.host.root()
     }
 
-    /// The frames applied (those with actions), newest last; at most [`LOG_FRAMES_MAX`].
-    pub fn log(&self) -> &[LoggedFrame] {
-        &self.log
-    }
-
     /// Frames with actions applied since genesis.
     pub fn frames_applied(&self) -> u64 {
         self.frames_applied
@@ -526,6 +420,10 @@ pub mod code {
 
 #[cfg(test)]
 mod tests {
+    use meshwork::proto::identity::{Identity, PeerId};
+    use meshwork::proto::ledger::OutputId;
+    use meshwork::proto::referee::{InputLogBuilder, Member, Roster};
+
     use super::*;
 
     fn world() -> SandboxWorld {
@@ -540,40 +438,60 @@ mod tests {
     #[test]
     fn place_charges_and_remove_frees_the_cell() {
         let mut w = world();
-        let a = player(1);
+        let (a, b) = (player(1), player(2));
+        w.onboard(0, &[a, b]);
+        assert_eq!(w.balance(&a), GRANT);
         let place = Action::Place {
             x: 3,
             y: 4,
             kind: 2,
         };
-        assert_eq!(w.apply_frame(1, &[(a, place)]), vec![Outcome::Done]);
+        assert_eq!(w.apply_tick(1, &[(a, place)]), vec![Outcome::Done]);
         assert_eq!(w.balance(&a), GRANT - BLOCK_PRICE);
         assert_eq!(w.blocks().get(&(3, 4)).map(|b| b.kind), Some(2));
         assert_eq!(w.blocks()[&(3, 4)].placer, a.0);
-        // Occupied: refused, and not charged.
-        let again = w.apply_frame(2, &[(player(2), place)]);
-        assert!(
-            matches!(&again[0], Outcome::Refused(r) if r.contains("occupied")),
-            "{again:?}"
+        // Occupied: refused, and (a tick's rule) its fee kept.
+        assert_eq!(
+            w.apply_tick(2, &[(b, place)]),
+            vec![Outcome::Refused("refused by the world".into())]
         );
-        assert_eq!(w.balance(&player(2)), GRANT);
+        assert_eq!(w.balance(&b), GRANT - BLOCK_PRICE);
+        assert_eq!(w.blocks()[&(3, 4)].placer, a.0);
         // Only the placer removes it in an unowned region.
         let remove = Action::Remove { x: 3, y: 4 };
         assert!(matches!(
-            w.apply_frame(3, &[(player(2), remove)])[0],
+            w.apply_tick(3, &[(b, remove)])[0],
             Outcome::Refused(_)
         ));
-        assert_eq!(w.apply_frame(4, &[(a, remove)]), vec![Outcome::Done]);
+        assert_eq!(w.apply_tick(4, &[(a, remove)]), vec![Outcome::Done]);
         assert!(w.blocks().is_empty());
-        assert_eq!(w.log().len(), 4);
-        assert_eq!(w.log()[3].next_root, w.root());
+        assert_eq!(w.frames_applied(), 4);
+        // A player not onboarded has delegated nothing: the sequencer may not act for it.
+        assert_eq!(
+            w.apply_tick(5, &[(player(3), place)]),
+            vec![Outcome::Refused("not authorised".into())]
+        );
     }
 
     #[test]
-    fn the_same_frames_give_the_same_root() {
-        let frames: Vec<(u64, Vec<(Address, Action)>)> = (0..20u32)
+    fn the_same_frames_give_the_same_root_as_the_referees_log() {
+        let ids: Vec<Identity> = (1..=3u8).map(|i| Identity::from_seed([i; 32])).collect();
+        let roster = Roster::new(
+            ids.iter()
+                .map(|id| Member {
+                    key: id.public_key(),
+                    bond: OutputId([0; 32]),
+                })
+                .collect(),
+        )
+        .expect("three players");
+        let addresses: Vec<Address> = roster
+            .members()
+            .iter()
+            .map(|m| Address(PeerId::from_public_key(&m.key).0))
+            .collect();
+        let frames: Vec<Vec<(usize, Action)>> = (0..20u32)
             .map(|i| {
-                let who = player((i % 3) as u8 + 1);
                 let action = if i % 4 == 3 {
                     Action::Remove { x: i - 1, y: 1 }
                 } else {
@@ -583,21 +501,52 @@ mod tests {
                         kind: 1,
                     }
                 };
-                (u64::from(i), vec![(who, action)])
+                let mut frame = vec![((i % 3) as usize, action)];
+                if i % 5 == 0 {
+                    frame.push((
+                        ((i + 1) % 3) as usize,
+                        Action::Place {
+                            x: i,
+                            y: 2,
+                            kind: 3,
+                        },
+                    ));
+                }
+                frame
             })
             .collect();
         let (mut a, mut b) = (world(), world());
+        a.onboard(0, &addresses);
+        b.onboard(0, &addresses);
+        let start = a.host().clone();
         assert_eq!(a.root(), b.root());
-        for (f, actions) in &frames {
-            a.apply_frame(*f, actions);
-        }
-        for (f, actions) in &frames {
-            b.apply_frame(*f, actions);
+        let mut log = InputLogBuilder::new(0, 3);
+        for (f, frame) in frames.iter().enumerate() {
+            let actions: Vec<(Address, Action)> =
+                frame.iter().map(|(p, act)| (addresses[*p], *act)).collect();
+            a.apply_tick(f as u64, &actions);
+            b.apply_tick(f as u64, &actions);
+            let mut per_player = vec![Vec::new(); 3];
+            for (p, act) in frame {
+                per_player[*p].push(act.encode());
+            }
+            log.push_frame(&per_player).expect("a valid frame");
         }
         assert_eq!(a.root(), b.root());
         assert_eq!(a.blocks(), b.blocks());
+        assert!(!a.blocks().is_empty());
+        // What a referee runs from the session's input log reaches the same root.
+        let inputs = log
+            .finish()
+            .expect("a valid log")
+            .to_inputs(a.world_contract(), &roster)
+            .expect("the roster's log");
+        let mut referee = start;
+        referee.apply_transition(&inputs);
+        assert_eq!(referee.root(), a.root());
         let mut c = world();
-        c.apply_frame(0, &frames[0].1);
+        c.onboard(0, &addresses);
+        c.apply_tick(0, &[(addresses[0], frames[0][0].1)]);
         assert_ne!(a.root(), c.root());
     }
 
@@ -605,21 +554,28 @@ mod tests {
     fn a_player_who_cannot_pay_places_nothing() {
         let mut w = world();
         let a = player(9);
-        let places: Vec<(Address, Action)> = (0..(GRANT / BLOCK_PRICE) as u32 + 1)
-            .map(|i| {
-                (
-                    a,
-                    Action::Place {
-                        x: i % cells_x(),
-                        y: i / cells_x(),
-                        kind: 1,
-                    },
-                )
-            })
-            .collect();
-        let out = w.apply_frame(1, &places);
+        w.onboard(0, &[a]);
+        let affordable = (GRANT / BLOCK_PRICE) as u32;
+        let place = |i: u32| {
+            (
+                a,
+                Action::Place {
+                    x: i % cells_x(),
+                    y: i / cells_x(),
+                    kind: 1,
+                },
+            )
+        };
+        for (t, chunk) in (0..affordable).collect::<Vec<_>>().chunks(100).enumerate() {
+            let actions: Vec<(Address, Action)> = chunk.iter().map(|i| place(*i)).collect();
+            let out = w.apply_tick(t as u64 + 1, &actions);
+            assert!(out.iter().all(|o| *o == Outcome::Done), "{out:?}");
+        }
         assert_eq!(w.balance(&a), 0);
-        assert!(matches!(out.last(), Some(Outcome::Refused(_))));
+        assert_eq!(
+            w.apply_tick(1_000, &[place(affordable)]),
+            vec![Outcome::Refused("cannot pay".into())]
+        );
         assert_eq!(w.blocks().len() as u64, GRANT / BLOCK_PRICE);
     }
 }

@@ -99,7 +99,7 @@ mod statement;
 pub use checkpoint::{
     ACTION_BYTES_MAX, ACTIONS_PER_FRAME_MAX, Checkpoint, CheckpointDigest,
     FRAMES_PER_CHECKPOINT_MAX, InputLog, InputLogBuilder, LOG_BYTES_MAX, LogHash, Member,
-    ROSTER_MAX, Roster, SessionId, TICK_FUEL, WORLD_TICK_OP, session_sequencer,
+    ROSTER_MAX, Roster, SessionId, TICK_FUEL, TickInput, WORLD_TICK_OP, session_sequencer,
 };
 pub use error::RefereeError;
 pub use finaliser::{Finaliser, FinaliserConfig, FinaliserEvent, Karma, points};

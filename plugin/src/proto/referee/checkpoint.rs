@@ -382,32 +382,73 @@ impl InputLog {
             .map(|m| Address(PeerId::from_public_key(&m.key).0))
             .collect();
         let first = self.first_frame();
-        let sequencer = session_sequencer();
-        let mut frames: Vec<(u16, u16, Vec<u8>)> = Vec::new();
+        let mut frames: Vec<(u16, TickInput)> = Vec::new();
         self.walk(|f, p, action| {
-            if frames.last().is_none_or(|(last, ..)| *last != f) {
-                let mut data = Vec::with_capacity(3 + 43 * addresses.len());
-                data.extend_from_slice(&[WORLD_TICK_OP, 0, 0]);
-                frames.push((f, 0, data));
+            if frames.last().is_none_or(|(last, _)| *last != f) {
+                frames.push((f, TickInput::with_capacity(addresses.len())));
             }
-            let (_, count, data) = frames.last_mut().expect("pushed above");
-            *count += 1;
-            data.extend_from_slice(&addresses[usize::from(p)].0);
-            data.extend_from_slice(action);
+            let (_, tick) = frames.last_mut().expect("pushed above");
+            tick.push(&addresses[usize::from(p)], action);
         })?;
         Ok(frames
             .into_iter()
-            .map(|(f, count, mut data)| {
-                data[1..3].copy_from_slice(&count.to_le_bytes());
-                Input {
-                    contract: world,
-                    caller: sequencer,
-                    tick: Tick(first + u64::from(f)),
-                    fuel_limit: TICK_FUEL,
-                    data,
-                }
-            })
+            .map(|(f, tick)| tick.finish(world, Tick(first + u64::from(f))))
             .collect())
+    }
+}
+
+/// One frame's world `tick` input (op [`WORLD_TICK_OP`] `count u16 (player[32] action)*`, from
+/// [`session_sequencer`], [`TICK_FUEL`]), built action by action: what
+/// [`InputLog::to_inputs`] makes of each frame, and what a player applying confirmed frames
+/// locally must apply byte for byte to reach the roots referees compute.
+#[derive(Clone, Debug)]
+pub struct TickInput {
+    data: Vec<u8>,
+    count: u16,
+}
+
+impl Default for TickInput {
+    fn default() -> Self {
+        Self::with_capacity(0)
+    }
+}
+
+impl TickInput {
+    /// An empty tick with room for about `players` actions.
+    pub fn with_capacity(players: usize) -> Self {
+        let mut data = Vec::with_capacity(3 + 43 * players);
+        data.extend_from_slice(&[WORLD_TICK_OP, 0, 0]);
+        Self { data, count: 0 }
+    }
+
+    /// Appends `player`'s `action` (the world op byte and its fields). The count saturates at
+    /// `u16::MAX`; logs never come near it ([`ROSTER_MAX`] × [`ACTIONS_PER_FRAME_MAX`]).
+    pub fn push(&mut self, player: &Address, action: &[u8]) {
+        self.count = self.count.saturating_add(1);
+        self.data.extend_from_slice(&player.0);
+        self.data.extend_from_slice(action);
+    }
+
+    /// Actions pushed.
+    pub fn len(&self) -> usize {
+        usize::from(self.count)
+    }
+
+    /// Whether no action was pushed.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The input for `world` at `tick`.
+    pub fn finish(mut self, world: ContractId, tick: Tick) -> Input {
+        self.data[1..3].copy_from_slice(&self.count.to_le_bytes());
+        Input {
+            contract: world,
+            caller: session_sequencer(),
+            tick,
+            fuel_limit: TICK_FUEL,
+            data: self.data,
+        }
     }
 }
 
