@@ -35,6 +35,7 @@ impl BotMind {
 pub(crate) fn play(
     time: Res<Time>,
     mut game: ResMut<Game>,
+    session: Res<crate::session::Play>,
     mut mind: Local<BotMind>,
     mut act: MessageWriter<TakeAction>,
 ) {
@@ -58,7 +59,7 @@ pub(crate) fn play(
     let step = (target - game.pos).clamp_length_max(SPEED * dt);
     game.pos += step;
     mind.next_act_s -= dt;
-    if mind.next_act_s > 0.0 || !game.synced {
+    if mind.next_act_s > 0.0 || !session.running() {
         return;
     }
     mind.next_act_s = 2.0 + mind.below(3) as f32;

@@ -16,7 +16,7 @@ use meshwork::proto::identity::PublicKey;
 use meshwork::proto::referee::CheckpointDigest;
 
 use crate::net::{SandboxMsg, WORLD_TOPIC};
-use crate::session::{CheatFlag, Play, Proposals};
+use crate::session::{CheatFlag, Inbox, Play};
 use crate::world::{Action, Outcome, SandboxWorld, cells_x, cells_y, code};
 
 /// Avatars not heard from for this long are dropped.
@@ -81,8 +81,6 @@ pub struct Game {
     pub avatars: BTreeMap<PeerId, Avatar>,
     /// What came of the local player's last action.
     pub last_outcome: Option<String>,
-    /// Playing in a running session.
-    pub synced: bool,
     last_presence_ms: u64,
     last_subscribe_ms: u64,
 }
@@ -105,7 +103,6 @@ impl Game {
             pos: spawn,
             avatars: BTreeMap::new(),
             last_outcome: None,
-            synced: false,
             last_presence_ms: 0,
             last_subscribe_ms: 0,
         }
@@ -157,7 +154,7 @@ impl Plugin for SandboxPlugin {
         let me = app.world().resource::<LocalPeer>().peer_id;
         app.insert_resource(Game::new(me, self.bot))
             .init_resource::<Play>()
-            .init_resource::<Proposals>()
+            .init_resource::<Inbox>()
             .insert_resource(CheatFlag(self.cheat))
             .add_message::<TakeAction>()
             .add_message::<ActionApplied>()
@@ -197,7 +194,7 @@ fn receive(
     time: Res<Time<Real>>,
     mut game: ResMut<Game>,
     mut play: ResMut<Play>,
-    mut proposals: ResMut<Proposals>,
+    mut inbox: ResMut<Inbox>,
     mut published: MessageReader<Published>,
     mut received: MessageReader<MessageReceived>,
 ) {
@@ -247,14 +244,19 @@ fn receive(
             } => {
                 crate::session::heard_referee(&mut play, p.origin, key, per_checkpoint, now);
             }
-            SandboxMsg::Propose(_) => {}
+            SandboxMsg::Propose(_) | SandboxMsg::Bans(_) => {}
         }
     }
     for m in received.read() {
         match SandboxMsg::decode(&m.payload) {
             Ok(SandboxMsg::Propose(p)) => {
-                if proposals.0.len() < 16 {
-                    proposals.0.push((m.origin, *p));
+                if inbox.proposals.len() < Inbox::MAX {
+                    inbox.proposals.push((m.origin, *p));
+                }
+            }
+            Ok(SandboxMsg::Bans(bans)) => {
+                if inbox.bans.len() < Inbox::MAX {
+                    inbox.bans.push((m.origin, bans));
                 }
             }
             Ok(_) => {}
@@ -263,7 +265,6 @@ fn receive(
     }
     game.avatars
         .retain(|_, a| now.saturating_sub(a.seen_ms) <= AVATAR_TIMEOUT_MS);
-    game.synced = play.running();
 }
 
 fn take_actions(mut play: ResMut<Play>, mut requests: MessageReader<TakeAction>) {

@@ -1,10 +1,12 @@
 //! What sandbox players say to each other over the mesh: presence and referee announcements
-//! published on the world topic, and session proposals sent to each proposed member. Bincode through
+//! published on the world topic, session proposals sent to each proposed member, and the bans
+//! (referee verdicts) a member answers a proposal with when it names a player caught cheating. Bincode through
 //! `meshwork::proto::wire` (bounded decode); everything decoded is checked against its bounds
 //! before use, and nothing here panics on what a peer sends.
 
 use meshwork::proto::contract::StateRoot;
 use meshwork::proto::identity::{PeerId, PublicKey};
+use meshwork::proto::ledger::Verdict;
 use meshwork::proto::referee::{CheckpointDigest, Member, ROSTER_MAX};
 use meshwork::proto::session::{SNAPSHOT_CONTRACTS_MAX, Snapshot};
 use meshwork::proto::wire;
@@ -18,6 +20,21 @@ pub const WORLD_TOPIC: &[u8] = b"meshwork-sandbox/world/v1";
 pub const LINKS_MAX: usize = 32;
 /// Referees a proposal may list.
 pub const REFEREES_MAX: usize = 256;
+/// Bans a proposal or a [`SandboxMsg::Bans`] may carry.
+pub const BANS_MAX: usize = 32;
+/// Signatures a ban's verdict may carry (a verdict needs > 2/3 of a panel of at most
+/// `REFEREES_PER_CHECKPOINT` × attempts referees).
+pub const VERDICT_SIGNATURES_MAX: usize = 64;
+
+/// A player the referees caught cheating, with their verdict as the evidence. A peer that
+/// receives one checks it (`crate::session`) before it stops playing with that player.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ban {
+    /// The cheater.
+    pub player: PublicKey,
+    /// The referees' verdict against its session bond.
+    pub verdict: Verdict,
+}
 
 /// A session proposal: who plays, judged by whom, from which finalised state. Every member
 /// that accepts derives the same session id from it (see `crate::session`).
@@ -37,6 +54,8 @@ pub struct Proposal {
     pub root: StateRoot,
     /// That world's state, for members that do not hold it.
     pub snapshot: Snapshot,
+    /// Players the proposer knows were caught cheating (so a newcomer never proposes them).
+    pub bans: Vec<Ban>,
 }
 
 /// A sandbox message.
@@ -66,6 +85,8 @@ pub enum SandboxMsg {
     },
     /// A session proposal (sent to each proposed member).
     Propose(Box<Proposal>),
+    /// The answer to a proposal that names players caught cheating: their verdicts.
+    Bans(Vec<Ban>),
 }
 
 /// Why a message was refused.
@@ -99,6 +120,13 @@ impl SandboxMsg {
                 if p.snapshot.contracts.len() > SNAPSHOT_CONTRACTS_MAX {
                     return Err(NetError::Bounds("too many contracts"));
                 }
+                check_bans(&p.bans)?;
+            }
+            Self::Bans(bans) => {
+                if bans.is_empty() {
+                    return Err(NetError::Bounds("no bans"));
+                }
+                check_bans(bans)?;
             }
             Self::Referee { .. } => {}
             Self::Presence {
@@ -117,6 +145,22 @@ impl SandboxMsg {
         }
         Ok(msg)
     }
+}
+
+fn check_bans(bans: &[Ban]) -> Result<(), NetError> {
+    if bans.len() > BANS_MAX {
+        return Err(NetError::Bounds("too many bans"));
+    }
+    if bans
+        .iter()
+        .any(|b| b.verdict.signatures.len() > VERDICT_SIGNATURES_MAX)
+    {
+        return Err(NetError::Bounds("too many verdict signatures"));
+    }
+    if bans.iter().any(|b| !b.verdict.beneficiaries.is_empty()) {
+        return Err(NetError::Bounds("a session verdict names no beneficiaries"));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -155,6 +199,7 @@ mod tests {
             snapshot: Snapshot {
                 contracts: Vec::new(),
             },
+            bans: Vec::new(),
         }));
         assert!(matches!(
             SandboxMsg::decode(&empty.encode()),
@@ -169,6 +214,25 @@ mod tests {
             height: 0,
         };
         assert!(SandboxMsg::decode(&crowded.encode()).is_err());
+        let ban = Ban {
+            player: PublicKey([5; 32]),
+            verdict: Verdict {
+                bond: meshwork::proto::ledger::OutputId([6; 32]),
+                case: [7; 32],
+                beneficiaries: Vec::new(),
+                signatures: Vec::new(),
+            },
+        };
+        let bans = SandboxMsg::Bans(vec![ban.clone()]);
+        assert_eq!(SandboxMsg::decode(&bans.encode()).expect("valid"), bans);
+        assert!(SandboxMsg::decode(&SandboxMsg::Bans(Vec::new()).encode()).is_err());
+        assert!(
+            SandboxMsg::decode(&SandboxMsg::Bans(vec![ban.clone(); BANS_MAX + 1]).encode())
+                .is_err()
+        );
+        let mut paying = ban;
+        paying.verdict.beneficiaries.push(PublicKey([8; 32]));
+        assert!(SandboxMsg::decode(&SandboxMsg::Bans(vec![paying]).encode()).is_err());
         assert!(SandboxMsg::decode(&[0xff, 0xff, 0xff]).is_err());
         assert!(SandboxMsg::decode(&[]).is_err());
     }

@@ -23,9 +23,21 @@
 //!   per checkpoint instead of the default 16 to stay light on one machine). The
 //!   demo runs without a ledger: session bonds are named placeholders, and a cheat's verdict is
 //!   reported and the cheater dropped from the roster, not forfeited on a ledger.
+//! - **Bans carry their evidence.** A player the referees caught cheating is banned with their
+//!   verdict ([`Ban`]): against its (placeholder) session bond, signed by more than two thirds of
+//!   a checkpoint's panel size of referees this peer has heard announce themselves. Proposals
+//!   carry the proposer's bans, so newcomers learn them; a member that knows a ban on a player
+//!   a proposal names refuses it and answers the proposer with that ban
+//!   ([`SandboxMsg::Bans`]), which the proposer checks and keeps, so its next proposal leaves
+//!   the cheater out. A ban without a valid verdict is ignored.
+//! - **No action is lost to a roster change.** Our actions that entered frames the next
+//!   session does not start after (frames not finalised, and inputs GGRS had not confirmed)
+//!   go to the front of the queue again when that session starts. An action that did reach
+//!   the finalised state is never sent twice.
 //! - **Trust.** Proposals and announcements are taken at their word (the overlay's origin); a
 //!   snapshot must match the proposal's root, but the root is not checked against the referees'
-//!   certificate here.
+//!   certificate here. Taking a proposal's member list at its word gives a dishonest proposer
+//!   no power beyond what proposing already has (it can always leave a player out).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -34,10 +46,10 @@ use bevy::time::Real;
 use meshwork::bevy::prelude::*;
 use meshwork::bevy::{MeshworkGgrs, MeshworkNode};
 use meshwork::proto::contract::Address;
-use meshwork::proto::identity::PublicKey;
-use meshwork::proto::ledger::OutputId;
+use meshwork::proto::identity::{Identity, PublicKey};
+use meshwork::proto::ledger::{BondTerms, Epoch, OutputId, Verdict};
 use meshwork::proto::referee::{
-    FinaliserConfig, Member, REFEREES_PER_CHECKPOINT, ROSTER_MAX, RefereePool, SessionId,
+    FinaliserConfig, Member, REFEREES_PER_CHECKPOINT, ROSTER_MAX, RefereePool, SessionId, quorum,
 };
 use meshwork::proto::session::{SessionConfig, SessionService, Snapshot};
 use meshwork::transport::ggrs::ggrs::{
@@ -47,8 +59,8 @@ use meshwork::transport::ggrs::ggrs::{
 use sha2::{Digest as _, Sha256};
 
 use crate::game::{Game, now_ms};
-use crate::net::{Proposal, REFEREES_MAX, SandboxMsg};
-use crate::world::{Action, Outcome, SandboxWorld};
+use crate::net::{BANS_MAX, Ban, Proposal, REFEREES_MAX, SandboxMsg};
+use crate::world::{Action, Outcome, SandboxWorld, WorldError};
 
 /// Frames per checkpoint (K): one second.
 pub const FRAMES_PER_CHECKPOINT: u16 = 20;
@@ -79,6 +91,11 @@ const HEARD_TIMEOUT_MS: u64 = 3_000;
 const REFEREE_TIMEOUT_MS: u64 = 10_000;
 /// Local actions waiting for a frame.
 pub const QUEUED_MAX: usize = 8;
+/// Our actions kept until a checkpoint holding them is finalised (beyond: the oldest are
+/// forgotten, with a warning; a player acts a few times a second, a checkpoint is one second).
+const UNFINAL_MAX: usize = 256;
+/// Bans kept (each backed by a referees' verdict).
+const BANNED_MAX: usize = 1_024;
 /// Frames GGRS may run in one update (catching up after a slow frame).
 const STEPS_MAX: usize = 8;
 
@@ -142,8 +159,8 @@ pub struct Play {
     pub roster: Vec<PeerId>,
     /// Referees heard of: when, and the referees per checkpoint each announced.
     pub referees: BTreeMap<PublicKey, (u64, u8)>,
-    /// Players a referee panel caught cheating (never proposed again).
-    pub banned: BTreeSet<PeerId>,
+    /// Players a referee panel caught cheating, with the verdict (never proposed again).
+    pub banned: BTreeMap<PeerId, Ban>,
     /// Cheats detected in our sessions.
     pub cheats_caught: u64,
     /// Checkpoints of ours finalised.
@@ -160,15 +177,18 @@ pub struct Play {
     next_confirm: i32,
     accumulated_s: f32,
     skip: u32,
-    started_ms: u64,
     /// Local actions waiting for a frame.
     pub queued: VecDeque<Action>,
+    /// Our actions given to GGRS whose frame is not confirmed yet, oldest first.
+    inflight: VecDeque<Action>,
+    /// Our actions in confirmed frames not finalised yet: (frame, action), oldest first.
+    unfinal: VecDeque<(u64, Action)>,
     /// World copies at our checkpoints' ends (end frame → world, formed-at ms).
     checkpoints: BTreeMap<u64, (SandboxWorld, u64)>,
     candidates: Vec<PeerId>,
     candidates_since_ms: u64,
     left: bool,
-    /// When a frame was last confirmed.
+    /// When a frame was last confirmed (or the session started).
     progress_ms: u64,
     last_proposal_ms: Option<u64>,
 }
@@ -186,6 +206,27 @@ impl Play {
         if self.queued.len() < QUEUED_MAX {
             self.queued.push_back(action);
         }
+    }
+
+    /// Puts our actions a session starting at `first_frame` does not hold (in frames from
+    /// `first_frame` on, or never confirmed) back at the front of the queue, oldest first, and
+    /// forgets the rest; returns how many were put back. The queue keeps [`QUEUED_MAX`].
+    fn requeue_from(&mut self, first_frame: u64) -> usize {
+        let mut again: VecDeque<Action> = self
+            .unfinal
+            .drain(..)
+            .filter(|(frame, _)| *frame >= first_frame)
+            .map(|(_, a)| a)
+            .collect();
+        again.extend(self.inflight.drain(..));
+        let n = again.len();
+        again.extend(self.queued.drain(..));
+        if again.len() > QUEUED_MAX {
+            warn!("{} queued actions dropped", again.len() - QUEUED_MAX);
+            again.truncate(QUEUED_MAX);
+        }
+        self.queued = again;
+        n
     }
 
     fn stop(&mut self) {
@@ -213,9 +254,21 @@ pub(crate) fn attach(
     };
     let identity = node.node.overlay.identity().clone();
     play.key = Some(identity.public_key());
-    let Ok(code) = world.host().code_of(&world.world_contract()) else {
-        return;
-    };
+    match session_service(identity, world, cheat.0) {
+        Ok(service) => attach_session(&mut node, service),
+        Err(e) => play.status = format!("the world contract: {e}"),
+    }
+}
+
+/// The session service every sandbox peer runs, players and the node's referees alike: the
+/// world contract's code, [`FRAMES_PER_CHECKPOINT`], referee duty on; `cheat` claims tampered
+/// roots (a cheating bot).
+pub fn session_service(
+    identity: Identity,
+    world: &SandboxWorld,
+    cheat: bool,
+) -> Result<SessionService, WorldError> {
+    let code = world.host().code_of(&world.world_contract())?;
     let cfg = SessionConfig {
         world: world.world_contract(),
         code,
@@ -223,12 +276,9 @@ pub(crate) fn attach(
         frames_per_checkpoint: FRAMES_PER_CHECKPOINT,
         finaliser: FinaliserConfig::default(),
         referee: true,
-        cheat: cheat.0,
+        cheat,
     };
-    attach_session(
-        &mut node,
-        SessionService::new(identity, cfg, world.host().clone()),
-    );
+    Ok(SessionService::new(identity, cfg, world.host().clone()))
 }
 
 /// Whether this player claims tampered roots (a cheating bot, for the demo and its tests).
@@ -255,6 +305,69 @@ pub(crate) fn heard_referee(
     play.referees.insert(key, (now, per_checkpoint));
 }
 
+/// Referees per checkpoint of the deployment: what most referees announce (they all announce
+/// the same), the library's default when none is heard.
+fn panel_size(announced: impl Iterator<Item = u8>) -> u8 {
+    let mut votes: BTreeMap<u8, usize> = BTreeMap::new();
+    for n in announced {
+        *votes.entry(n).or_default() += 1;
+    }
+    votes
+        .iter()
+        .max_by_key(|(n, count)| (**count, **n))
+        .map_or(REFEREES_PER_CHECKPOINT as u8, |(n, _)| *n)
+}
+
+/// Whether `ban` holds: its verdict is against the player's session bond and is signed by more
+/// than two thirds of a checkpoint's panel size of referees we know. (A real verdict is signed
+/// by more than two thirds of the whole panel, which is at least that many.) Signatures of
+/// referees we have not heard of are not counted.
+pub(crate) fn check_ban(play: &Play, ban: &Ban) -> bool {
+    if ban.verdict.bond != placeholder_bond(&ban.player) {
+        return false;
+    }
+    let per_checkpoint = usize::from(panel_size(play.referees.values().map(|(_, n)| *n)));
+    let signatures: Vec<_> = ban
+        .verdict
+        .signatures
+        .iter()
+        .filter(|(k, _)| play.referees.contains_key(k))
+        .copied()
+        .collect();
+    let terms = BondTerms {
+        expiry: Epoch(0),
+        beneficiaries: Vec::new(),
+        referees: signatures.iter().map(|(k, _)| *k).collect(),
+        referee_quorum: u16::try_from(quorum(per_checkpoint)).unwrap_or(u16::MAX),
+        lottery: None,
+    };
+    Verdict {
+        signatures,
+        ..ban.verdict.clone()
+    }
+    .verify(&terms)
+    .is_ok()
+}
+
+/// Keeps the bans in `bans` that hold and are new; returns how many.
+pub(crate) fn learn_bans(play: &mut Play, bans: &[Ban]) -> usize {
+    let mut learnt = 0;
+    for ban in bans.iter().take(BANS_MAX) {
+        let peer = PeerId::from_public_key(&ban.player);
+        if play.banned.len() >= BANNED_MAX || play.banned.contains_key(&peer) {
+            continue;
+        }
+        if check_ban(play, ban) {
+            info!("learnt that {} was caught cheating", peer.short());
+            play.banned.insert(peer, ban.clone());
+            learnt += 1;
+        } else {
+            debug!("a ban on {} without a valid verdict: ignored", peer.short());
+        }
+    }
+    learnt
+}
+
 /// The candidates for the session: players heard lately (not banned) and us, lowest ids first.
 fn candidates(game: &Game, play: &Play, now: u64) -> Vec<(PeerId, PublicKey, u64)> {
     let Some(me) = play.key else {
@@ -264,7 +377,7 @@ fn candidates(game: &Game, play: &Play, now: u64) -> Vec<(PeerId, PublicKey, u64
         .avatars
         .iter()
         .filter(|(p, a)| {
-            !play.banned.contains(p) && now.saturating_sub(a.seen_ms) <= HEARD_TIMEOUT_MS
+            !play.banned.contains_key(p) && now.saturating_sub(a.seen_ms) <= HEARD_TIMEOUT_MS
         })
         .filter_map(|(p, a)| a.key.map(|k| (*p, k, a.height)))
         .collect();
@@ -275,12 +388,7 @@ fn candidates(game: &Game, play: &Play, now: u64) -> Vec<(PeerId, PublicKey, u64
 }
 
 /// Proposes a session when we are the proposer and the roster should change.
-fn maybe_propose(
-    now: u64,
-    game: &Game,
-    play: &mut Play,
-    out: &mut Vec<(PeerId, Proposal)>,
-) -> Option<Proposal> {
+fn maybe_propose(now: u64, game: &Game, play: &mut Play) -> Option<Proposal> {
     let cands = candidates(game, play, now);
     let ids: Vec<PeerId> = cands.iter().map(|(p, ..)| *p).collect();
     if ids != play.candidates {
@@ -301,8 +409,7 @@ fn maybe_propose(
     roster_now.sort();
     // A session that never started running, or stopped confirming frames (a member left it
     // without leaving the world, e.g. after its own claim lost), is proposed again.
-    let stale = play.session.is_some()
-        && now.saturating_sub(play.progress_ms.max(play.started_ms)) > SYNC_TIMEOUT_MS;
+    let stale = play.session.is_some() && now.saturating_sub(play.progress_ms) > SYNC_TIMEOUT_MS;
     if (roster_now == ids && !stale)
         || now.saturating_sub(play.candidates_since_ms) < ROSTER_STABLE_MS
         || play
@@ -320,15 +427,7 @@ fn maybe_propose(
         })
         .map(|(k, (_, n))| (*k, *n))
         .collect();
-    // The deployment's panel size: what most referees announce (they all announce the same).
-    let mut votes: BTreeMap<u8, usize> = BTreeMap::new();
-    for (_, n) in &live {
-        *votes.entry(*n).or_default() += 1;
-    }
-    let per_checkpoint = votes
-        .iter()
-        .max_by_key(|(n, count)| (**count, **n))
-        .map_or(REFEREES_PER_CHECKPOINT as u8, |(n, _)| *n);
+    let per_checkpoint = panel_size(live.iter().map(|(_, n)| *n));
     let referees: Vec<PublicKey> = live
         .iter()
         .filter(|(_, n)| *n == per_checkpoint)
@@ -357,12 +456,8 @@ fn maybe_propose(
         first_frame: game.height,
         root: finalised.root(),
         snapshot: Snapshot::of(finalised.host()),
+        bans: play.banned.values().take(BANS_MAX).cloned().collect(),
     };
-    for (p, ..) in &cands {
-        if *p != game.me {
-            out.push((*p, proposal.clone()));
-        }
-    }
     Some(proposal)
 }
 
@@ -387,7 +482,7 @@ fn accept(
     {
         return Err("the proposer is not in it".into());
     }
-    if play.banned.contains(&from) {
+    if play.banned.contains_key(&from) {
         return Err("the proposer cheated".into());
     }
     if p.first_frame < game.height {
@@ -453,6 +548,10 @@ fn accept(
         .start_p2p_session(ggrs_end.socket())
         .map_err(|e| e.to_string())?;
     play.stop();
+    let again = play.requeue_from(p.first_frame);
+    if again > 0 {
+        info!("{again} of our actions were not finalised before the roster changed: queued again");
+    }
     play.session = Some(session);
     play.roster = roster;
     play.ggrs = Some(ggrs);
@@ -461,7 +560,7 @@ fn accept(
     play.frame = 0;
     play.next_confirm = 0;
     play.accumulated_s = 0.0;
-    play.started_ms = now;
+    play.progress_ms = now;
     play.status = "synchronising with the other players".into();
     game.finalised = Some(finalised);
     game.height = p.first_frame;
@@ -484,7 +583,7 @@ pub(crate) fn play_session(
     ggrs_end: Res<MeshworkGgrs>,
     mut game: ResMut<Game>,
     mut play: ResMut<Play>,
-    mut inbox: ResMut<Proposals>,
+    mut inbox: ResMut<Inbox>,
     mut send: MessageWriter<SendMessage>,
     mut submit: MessageWriter<SubmitFrame>,
 ) {
@@ -493,21 +592,45 @@ pub(crate) fn play_session(
     if play.key.is_none() {
         return;
     }
-    for (from, p) in inbox.0.drain(..) {
+    for (from, bans) in std::mem::take(&mut inbox.bans) {
+        let learnt = learn_bans(play, &bans);
+        debug!("{} told us of {learnt} new bans", from.short());
+    }
+    for (from, p) in std::mem::take(&mut inbox.proposals) {
+        learn_bans(play, &p.bans);
+        let named: Vec<Ban> = p
+            .members
+            .iter()
+            .filter_map(|m| play.banned.get(&PeerId::from_public_key(&m.key)))
+            .take(BANS_MAX)
+            .cloned()
+            .collect();
+        if !named.is_empty() {
+            debug!(
+                "proposal from {} names {} players caught cheating: refused, told it why",
+                from.short(),
+                named.len()
+            );
+            send.write(SendMessage {
+                target: from,
+                exact: true,
+                payload: SandboxMsg::Bans(named).encode(),
+            });
+            continue;
+        }
         if let Err(e) = accept(now, &p, from, &mut node, &ggrs_end, game, play) {
             debug!("proposal from {} refused: {e}", from.short());
         }
     }
-    let mut out = Vec::new();
-    if let Some(p) = maybe_propose(now, game, play, &mut out) {
-        let me = game.me;
-        match accept(now, &p, me, &mut node, &ggrs_end, game, play) {
+    if let Some(p) = maybe_propose(now, game, play) {
+        match accept(now, &p, game.me, &mut node, &ggrs_end, game, play) {
             Ok(()) => {
-                for (to, p) in out {
+                let payload = SandboxMsg::Propose(Box::new(p)).encode();
+                for to in play.roster.iter().filter(|r| **r != game.me) {
                     send.write(SendMessage {
-                        target: to,
+                        target: *to,
                         exact: true,
-                        payload: SandboxMsg::Propose(Box::new(p)).encode(),
+                        payload: payload.clone(),
                     });
                 }
             }
@@ -578,8 +701,10 @@ fn step_ggrs_inner(dt: f32, play: &mut Play, s: &mut P2PSession<SandboxGgrs>) {
             }
             match s.advance_frame() {
                 Ok(requests) => {
-                    if input != Pad::default() {
-                        play.queued.pop_front();
+                    if input != Pad::default()
+                        && let Some(a) = play.queued.pop_front()
+                    {
+                        play.inflight.push_back(a);
                     }
                     for r in requests {
                         match r {
@@ -648,6 +773,16 @@ fn confirm(now: u64, game: &mut Game, play: &mut Play, submit: &mut MessageWrite
         submit.write(SubmitFrame {
             actions: per_player,
         });
+        if let Some((_, a)) = mine {
+            if let Some(i) = play.inflight.iter().position(|x| *x == a) {
+                play.inflight.remove(i);
+            }
+            if play.unfinal.len() >= UNFINAL_MAX {
+                warn!("an action of ours was never finalised: forgotten");
+                play.unfinal.pop_front();
+            }
+            play.unfinal.push_back((tick, a));
+        }
         if let Ok(world) = game.world.as_mut() {
             let outcomes = world.apply_tick(tick, &actions);
             if let Some((i, action)) = mine {
@@ -677,9 +812,19 @@ fn describe(action: &Action, outcome: Option<&Outcome>) -> String {
     }
 }
 
-/// Proposals received, waiting for [`play_session`].
+/// Messages sent to us, waiting for [`play_session`].
 #[derive(Resource, Default)]
-pub(crate) struct Proposals(pub(crate) Vec<(PeerId, Proposal)>);
+pub(crate) struct Inbox {
+    /// Session proposals, by sender.
+    pub(crate) proposals: Vec<(PeerId, Proposal)>,
+    /// Bans answering our proposals, by sender.
+    pub(crate) bans: Vec<(PeerId, Vec<Ban>)>,
+}
+
+impl Inbox {
+    /// Messages of each kind kept between two frames (more are dropped).
+    pub(crate) const MAX: usize = 16;
+}
 
 /// Finality and cheats from the session service.
 pub(crate) fn outcomes(
@@ -709,6 +854,7 @@ pub(crate) fn outcomes(
             game.finalised = Some(world);
             game.height = f.frame;
             game.parent = f.digest;
+            play.unfinal.retain(|(frame, _)| *frame >= f.frame);
             play.finalised += 1;
             play.finality_ms = Some(now.saturating_sub(formed_ms));
         }
@@ -716,7 +862,11 @@ pub(crate) fn outcomes(
     }
     for c in cheats.read() {
         let peer = PeerId::from_public_key(&c.player);
-        if play.banned.insert(peer) {
+        let ban = Ban {
+            player: c.player,
+            verdict: c.verdict.clone(),
+        };
+        if play.banned.len() < BANNED_MAX && play.banned.insert(peer, ban).is_none() {
             play.cheats_caught += 1;
             warn!(
                 "referees caught {} claiming a wrong root: verdict against its session bond {}",
@@ -729,21 +879,9 @@ pub(crate) fn outcomes(
 
 /// A referee's session service for the sandbox world: what the node's referee peers run
 /// (`meshwork --referees N`). Announce it with [`referee_announcement`].
-pub fn referee_service(
-    identity: meshwork::proto::identity::Identity,
-) -> Result<SessionService, crate::world::WorldError> {
+pub fn referee_service(identity: Identity) -> Result<SessionService, WorldError> {
     let world = SandboxWorld::genesis(crate::world::code::TOKEN, crate::world::code::WORLD)?;
-    let code = world.host().code_of(&world.world_contract())?;
-    let cfg = SessionConfig {
-        world: world.world_contract(),
-        code,
-        pool: RefereePool::default(),
-        frames_per_checkpoint: FRAMES_PER_CHECKPOINT,
-        finaliser: FinaliserConfig::default(),
-        referee: true,
-        cheat: false,
-    };
-    Ok(SessionService::new(identity, cfg, world.host().clone()))
+    session_service(identity, &world, false)
 }
 
 /// What a referee publishes on [`WORLD_TOPIC`](crate::net::WORLD_TOPIC) every few seconds so
@@ -780,5 +918,87 @@ mod tests {
             "outside"
         );
         assert_eq!(unpad(&[0x07; 10]), None);
+    }
+
+    fn place(x: u32) -> Action {
+        Action::Place { x, y: 1, kind: 1 }
+    }
+
+    #[test]
+    fn actions_a_new_session_does_not_hold_are_queued_again_in_order() {
+        let mut play = Play::default();
+        // Frames 10 and 25 were confirmed; 30 was given to GGRS; 40 waits in the queue.
+        play.unfinal.extend([(10, place(1)), (25, place(2))]);
+        play.inflight.push_back(place(3));
+        play.queue(place(4));
+        // The next session starts at frame 20: frame 10 is in its state, frame 25 is not.
+        assert_eq!(play.requeue_from(20), 2);
+        assert_eq!(
+            play.queued.iter().copied().collect::<Vec<_>>(),
+            vec![place(2), place(3), place(4)]
+        );
+        assert!(play.unfinal.is_empty() && play.inflight.is_empty());
+        // Nothing pending: nothing changes.
+        assert_eq!(play.requeue_from(40), 0);
+        assert_eq!(play.queued.len(), 3);
+        // The queue stays bounded.
+        play.inflight.extend((0..20).map(place));
+        assert_eq!(play.requeue_from(40), 20);
+        assert_eq!(play.queued.len(), QUEUED_MAX);
+        assert_eq!(play.queued.front(), Some(&place(0)));
+    }
+
+    fn ban_by(referees: &[Identity], player: &Identity) -> Ban {
+        let bond = placeholder_bond(&player.public_key());
+        Ban {
+            player: player.public_key(),
+            verdict: Verdict {
+                bond,
+                case: [9; 32],
+                beneficiaries: Vec::new(),
+                signatures: referees
+                    .iter()
+                    .map(|r| Verdict::sign(r, &bond, &[9; 32]))
+                    .collect(),
+            },
+        }
+    }
+
+    #[test]
+    fn a_ban_needs_a_verdict_of_known_referees() {
+        let referees: Vec<Identity> = (1..=4).map(|i| Identity::from_seed([i; 32])).collect();
+        let strangers: Vec<Identity> = (5..=8).map(|i| Identity::from_seed([i; 32])).collect();
+        let cheater = Identity::from_seed([20; 32]);
+        let mut play = Play::default();
+        for r in &referees {
+            heard_referee(&mut play, r.peer_id(), r.public_key(), 4, 0);
+        }
+        // 4 per checkpoint: more than two thirds is 3.
+        assert!(check_ban(&play, &ban_by(&referees[..3], &cheater)));
+        assert!(!check_ban(&play, &ban_by(&referees[..2], &cheater)));
+        assert!(!check_ban(&play, &ban_by(&strangers, &cheater)), "unknown");
+        let mut mixed = ban_by(&referees[..2], &cheater);
+        mixed
+            .verdict
+            .signatures
+            .extend(ban_by(&strangers, &cheater).verdict.signatures);
+        assert!(!check_ban(&play, &mixed), "strangers are not counted");
+        let mut elsewhere = ban_by(&referees, &cheater);
+        elsewhere.player = referees[0].public_key();
+        assert!(!check_ban(&play, &elsewhere), "not that player's bond");
+        let mut forged = ban_by(&referees, &cheater);
+        forged.verdict.case = [1; 32];
+        assert!(!check_ban(&play, &forged), "signatures over another case");
+        let mut doubled = ban_by(&referees[..2], &cheater);
+        doubled
+            .verdict
+            .signatures
+            .push(doubled.verdict.signatures[0]);
+        assert!(!check_ban(&play, &doubled), "one referee counted twice");
+        // Only bans that hold are learnt, once.
+        let bans = [forged, ban_by(&referees, &cheater)];
+        assert_eq!(learn_bans(&mut play, &bans), 1);
+        assert_eq!(learn_bans(&mut play, &bans), 0);
+        assert!(play.banned.contains_key(&cheater.peer_id()));
     }
 }

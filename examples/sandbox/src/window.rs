@@ -503,7 +503,7 @@ fn hud(
         "move: arrows / WASD   block kind: {} (keys 1-3)\nclick: place / remove   right click: remove\n",
         selected.0
     ));
-    if !game.synced && !play.status.is_empty() {
+    if !play.running() && !play.status.is_empty() {
         s.push_str(&format!("\n{}…\n", play.status));
     }
     text.0 = s;
@@ -543,7 +543,7 @@ fn expose_state(
         r#"{{"peer":"{}","links":{},"synced":{},"balance":{},"root":"{root}","blocks":[{blocks}],"final_blocks":[{final_blocks}],"height":{},"finalised":{},"cheats":{},"roster":{},"status":"{}"}}"#,
         game.me,
         peers.linked.len(),
-        game.synced,
+        play.running(),
         game.balance().unwrap_or(0),
         game.height,
         play.finalised,
