@@ -37,6 +37,8 @@ struct Queues {
 pub struct GgrsStats {
     /// Messages handed to the node.
     pub sent: u64,
+    /// Their bytes (datagram payloads; the link's own framing not counted).
+    pub bytes_sent: u64,
     /// Messages that had no direct link to leave on (or were too large).
     pub unsent: u64,
     /// Messages handed to the session.
@@ -132,16 +134,20 @@ impl GgrsPort {
             q.outgoing.drain(..).collect()
         };
         let mut sent = 0;
+        let mut bytes_sent = 0;
         let mut unsent = 0;
         for (peer, bytes) in outgoing {
+            let len = bytes.len() as u64;
             if node.send_datagram(peer, bytes) {
                 sent += 1;
+                bytes_sent += len;
             } else {
                 unsent += 1;
             }
         }
         let mut q = lock(&self.queues);
         q.stats.sent += sent;
+        q.stats.bytes_sent += bytes_sent;
         q.stats.unsent += unsent;
     }
 
