@@ -368,7 +368,7 @@ fn report_players(apps: &mut [meshwork_sandbox::BevyApp], referees: &[RefereePee
         let play = app.world().resource::<meshwork_sandbox::session::Play>();
         let peers = app.world().resource::<meshwork::bevy::Peers>();
         println!(
-            "player {}: {} links, {} in session, {} blocks, balance {}, finalised height {} ({} checkpoints, last {} ms), {} cheats caught{}",
+            "player {}: {} links, {} in session, {} blocks, balance {}, finalised height {} ({} checkpoints, last {} ms), {} cheats caught, {} banned, {} avatar steps of others{}",
             game.me.short(),
             peers.linked.len(),
             play.roster.len(),
@@ -378,6 +378,8 @@ fn report_players(apps: &mut [meshwork_sandbox::BevyApp], referees: &[RefereePee
             play.finalised,
             play.finality_ms.map_or("-".into(), |m| m.to_string()),
             play.cheats_caught,
+            play.banned.len(),
+            play.avatar_steps,
             if play.status.is_empty() {
                 String::new()
             } else {

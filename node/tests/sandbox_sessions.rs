@@ -1,7 +1,8 @@
 //! The sandbox's sessions over real WebRTC links, end to end: the `meshwork` binary runs its
 //! signalling server, 6 referee peers (4 per checkpoint) and 4 bot players, one of them claiming
 //! tampered roots. The honest bots must finalise checkpoints through the referees, agree on the
-//! world, and see the cheater caught; the cheater must finalise nothing.
+//! world, know the cheater is banned (at least one having caught it itself), and see the other bots' avatars walk in confirmed GGRS
+//! frames; the cheater must finalise nothing.
 
 use std::process::Command;
 
@@ -33,7 +34,7 @@ fn bots_finalise_checkpoints_and_the_cheater_is_caught() {
         .nth(1)
         .unwrap_or_else(|| panic!("no final report:\n{stdout}"));
     // "player <id>: L links, R in session, B blocks, balance X, finalised height H (C checkpoints, ...), K cheats caught"
-    let players: Vec<(u64, u64, u64)> = fin
+    let players: Vec<(u64, u64, u64, u64, u64)> = fin
         .lines()
         .filter(|l| l.starts_with("player "))
         .map(|l| {
@@ -45,19 +46,35 @@ fn bots_finalise_checkpoints_and_the_cheater_is_caught() {
                     .and_then(|n| n.parse().ok())
                     .unwrap_or_else(|| panic!("number before {before} in {l}"))
             };
-            (num(" checkpoints"), num(" cheats caught"), num(" blocks"))
+            (
+                num(" checkpoints"),
+                num(" cheats caught"),
+                num(" blocks"),
+                num(" avatar steps of others"),
+                num(" banned"),
+            )
         })
         .collect();
     assert_eq!(players.len(), 4, "{fin}");
     // The first bot is the cheater (--cheaters counts from the first).
     let (cheater, honest) = players.split_first().expect("four players");
     assert_eq!(cheater.0, 0, "the cheater finalised a checkpoint:\n{fin}");
-    for (checkpoints, cheats, _) in honest {
+    // Every honest bot knows the cheater is banned: caught in a session of its own, or told by
+    // a proposal or a refusal carrying the referees' verdict; at least one caught it itself.
+    assert!(
+        honest.iter().any(|p| p.1 >= 1),
+        "no honest bot saw the cheat:\n{fin}"
+    );
+    for (checkpoints, _, _, steps, banned) in honest {
         assert!(
             *checkpoints >= 5,
             "an honest bot finalised too little:\n{fin}"
         );
-        assert!(*cheats >= 1, "an honest bot did not see the cheat:\n{fin}");
+        assert_eq!(*banned, 1, "an honest bot does not know the ban:\n{fin}");
+        assert!(
+            *steps > 0,
+            "no other bot's avatar moved through GGRS:\n{fin}"
+        );
     }
     println!("{fin}");
 }
