@@ -45,15 +45,20 @@ ensure_wasm_bindgen() {
     fi
 }
 
-# Chromium and its driver (Debian packages) and playwright-core (npm, in web/tests) for the
-# browser test. Never downloads a browser through playwright: it drives /usr/bin/chromium.
-ensure_browser_test_deps() {
+# Chromium and its driver (Debian packages), installed if missing.
+ensure_chromium() {
     if ! command -v chromium >/dev/null; then
         local sudo=""
         [ "$(id -u)" = 0 ] || sudo="sudo"
         $sudo apt-get update -qq
         $sudo apt-get install -y -qq chromium chromium-driver
     fi
+}
+
+# Chromium and its driver (Debian packages) and playwright-core (npm, in web/tests) for the
+# browser test. Never downloads a browser through playwright: it drives /usr/bin/chromium.
+ensure_browser_test_deps() {
+    ensure_chromium
     if [ ! -d web/tests/node_modules/playwright-core ]; then
         (cd web/tests && npm install --no-audit --no-fund --silent)
     fi

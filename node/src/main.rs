@@ -214,8 +214,14 @@ fn start_web(args: &Args, url: &str) -> Option<web::WebServer> {
     }
     match web::WebServer::start(SocketAddr::new(args.signalling_bind, args.web_port), dir) {
         Ok(w) => {
+            let page = format!("http://{}/?signalling={url}", w.addr());
             println!();
-            println!("  open http://{}/?signalling={url}", w.addr());
+            println!("  open {page}");
+            println!("  (in Chromium, two tabs that also link to this node's native peers:");
+            println!(
+                "   chromium {} '{page}' '{page}')",
+                CHROMIUM_FLAGS.join(" ")
+            );
             println!();
             Some(w)
         }
@@ -225,6 +231,14 @@ fn start_web(args: &Args, url: &str) -> Option<web::WebServer> {
         }
     }
 }
+
+/// Chromium flags a page needs to link to this node's native peers: their WebRTC stack speaks
+/// DTLS 1.2 without post-quantum key shares and cannot resolve mDNS host names (see
+/// ARCHITECTURE.md, sandbox). Without them, browser tabs link to each other only.
+const CHROMIUM_FLAGS: [&str; 2] = [
+    "--disable-features=WebRtcHideLocalIpsWithMdns,PostQuantumKyber,WebRtcPqcForDtls",
+    "--force-fieldtrials=WebRTC-ForceDtls13/Disabled/WebRTC-EnableDtlsPqc/Disabled/",
+];
 
 /// A referee peer of sandbox sessions: a headless node with a session service.
 struct RefereePeer {

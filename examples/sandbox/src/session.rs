@@ -183,6 +183,11 @@ impl Play {
             .is_some_and(|s| s.current_state() == SessionState::Running)
     }
 
+    /// The frame [`Game::world`] is at: frames confirmed since the world's genesis.
+    pub fn confirmed_frames(&self) -> u64 {
+        self.first_frame + u64::try_from(self.next_confirm).unwrap_or(0)
+    }
+
     /// Queues a local action for the next frame (dropped beyond [`QUEUED_MAX`]).
     pub fn queue(&mut self, action: Action) {
         if self.queued.len() < QUEUED_MAX {

@@ -446,14 +446,14 @@ fn hud(
         })
         .count()
         + 1;
-    let (balance, root, frames) = match &game.world {
+    let (balance, root) = match &game.world {
         Ok(w) => (
             game.balance().map_or("-".into(), |b| b.to_string()),
             hex::encode(&w.root().0[..6]),
-            w.frames_applied(),
         ),
-        Err(e) => (format!("- ({e})"), "-".into(), 0),
+        Err(e) => (format!("- ({e})"), "-".into()),
     };
+    let frames = play.confirmed_frames();
     let ledger = match wallet {
         Some(w) => format!("{}", w.balance().0),
         None => "not connected (placeholder)".into(),
@@ -495,7 +495,7 @@ fn hud(
             .map_or(String::new(), |m| format!(", last in {m} ms")),
         play.cheats_caught
     ));
-    s.push_str(&format!("world root: {root}… after {frames} frames\n\n"));
+    s.push_str(&format!("world root: {root}... at frame {frames}\n\n"));
     if let Some(o) = &game.last_outcome {
         s.push_str(&format!("last action: {o}\n\n"));
     }
@@ -504,7 +504,7 @@ fn hud(
         selected.0
     ));
     if !play.running() && !play.status.is_empty() {
-        s.push_str(&format!("\n{}…\n", play.status));
+        s.push_str(&format!("\n{}...\n", play.status));
     }
     text.0 = s;
 }

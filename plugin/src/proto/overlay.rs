@@ -130,6 +130,9 @@ pub struct OverlayConfig {
     pub maintenance_ms: u64,
     /// A link with no traffic is pinged after this long (default 10 s).
     pub ping_idle_ms: u64,
+    /// A link is pinged at least this often even when busy, so its round-trip time
+    /// ([`Overlay::rtt_ms`]) stays known and current (default 5 s).
+    pub rtt_probe_ms: u64,
     /// A link silent for this long is closed (default 30 s).
     pub link_timeout_ms: u64,
     /// A handshake, dial or expected dial older than this is abandoned (default 10 s).
@@ -168,6 +171,7 @@ impl Default for OverlayConfig {
             hops_max: 32,
             maintenance_ms: 1_000,
             ping_idle_ms: 10_000,
+            rtt_probe_ms: 5_000,
             link_timeout_ms: 30_000,
             handshake_timeout_ms: 10_000,
             retransmit_ms: 300,
@@ -339,6 +343,8 @@ struct Link {
     owed_acks: Vec<u32>,
     ack_due_ms: u64,
     ping: Option<(u64, u64)>,
+    /// When the last ping left (0: never).
+    last_ping_ms: u64,
     rtt_ms: Option<u32>,
     reassembler: Option<Box<Reassembler>>,
 }
@@ -566,6 +572,7 @@ impl Overlay {
             owed_acks: Vec::new(),
             ack_due_ms: 0,
             ping: None,
+            last_ping_ms: 0,
             rtt_ms: None,
             reassembler: None,
         });

@@ -157,14 +157,17 @@ impl Overlay {
                 self.table.note_failure(&p, 3);
             }
         }
+        // Idle links are pinged for liveness, busy ones now and then for their round-trip time.
         let idle = self.cfg.ping_idle_ms;
+        let probe = self.cfg.rtt_probe_ms;
         let to_ping: Vec<LinkId> = self
             .links
             .iter()
             .filter(|l| {
                 l.peer().is_some()
                     && l.ping.is_none()
-                    && now_ms.saturating_sub(l.last_recv_ms.min(l.last_send_ms)) >= idle
+                    && (now_ms.saturating_sub(l.last_recv_ms.min(l.last_send_ms)) >= idle
+                        || now_ms.saturating_sub(l.last_ping_ms) >= probe)
             })
             .map(|l| l.id)
             .collect();
@@ -173,6 +176,7 @@ impl Overlay {
             let needed = self.needs_link(link);
             if let Some(l) = self.links.iter_mut().find(|l| l.id == link) {
                 l.ping = Some((nonce, now_ms));
+                l.last_ping_ms = now_ms;
             }
             self.send_link(now_ms, link, &LinkMsg::Ping { nonce, needed });
         }
