@@ -18,6 +18,7 @@
 //!     .run();
 //! ```
 
+pub mod contract_state;
 pub mod fetch;
 pub mod ledger;
 pub mod session;
@@ -35,6 +36,9 @@ use crate::transport::{Node, NodeEvent, Transport, TransportEvent};
 
 /// The usual imports.
 pub mod prelude {
+    pub use super::contract_state::{
+        ContractKey, ContractState, ContractStatePlugin, ContractStates, MirrorContractState,
+    };
     pub use super::fetch::{FetchCompleted, FetchIncoming, FetchNotice, RespondFetch, StartFetch};
     pub use super::ledger::{
         LedgerConfig, LedgerPlugin, LedgerReceived, LedgerTransmit, PaymentError, PaymentFailed,

@@ -2,9 +2,12 @@
 //! keep it in step with the other players over the mesh. Rendering and input live in
 //! `window.rs`; the node's bot players run this alone under `MinimalPlugins`.
 //!
-//! Avatars and their positions travel on the world topic (presence, ten times a second); the
-//! world's actions travel in the session (`crate::session`): GGRS orders them, every player
-//! applies the confirmed frames, and referees finalise the checkpoints.
+//! Avatars and their positions travel on the world topic (presence, ten times a second) and, in
+//! a session, in its GGRS inputs; the world's actions travel in the session (`crate::session`):
+//! GGRS orders them, every player applies the confirmed frames, and referees finalise the
+//! checkpoints. Blocks are contract state: [`PlacedBlock`] entities mirror the world contract's
+//! block entries at the last confirmed frame (`ContractStatePlugin`), which is what the window
+//! draws.
 
 use std::collections::BTreeMap;
 
@@ -17,7 +20,27 @@ use meshwork::proto::referee::CheckpointDigest;
 
 use crate::net::{SandboxMsg, WORLD_TOPIC};
 use crate::session::{CheatFlag, Inbox, Play};
-use crate::world::{Action, Outcome, SandboxWorld, cells_x, cells_y, code};
+use crate::world::{
+    Action, BLOCK_PREFIX, Block, Outcome, SandboxWorld, block_entry, cells_x, cells_y, code,
+};
+
+/// A block as contract state: one entity per block entry of the world contract, kept by
+/// `ContractStatePlugin` from the state at the last confirmed frame.
+#[derive(Component, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PlacedBlock {
+    /// Its cell.
+    pub cell: (u32, u32),
+    /// The block.
+    pub block: Block,
+}
+
+impl ContractState for PlacedBlock {
+    const PREFIX: &'static [u8] = BLOCK_PREFIX;
+
+    fn from_entry(key: &[u8], value: &[u8]) -> Option<Self> {
+        block_entry(key, value).map(|(cell, block)| Self { cell, block })
+    }
+}
 
 /// Avatars not heard from for this long are dropped.
 const AVATAR_TIMEOUT_MS: u64 = 5_000;
@@ -152,7 +175,13 @@ pub struct SandboxPlugin {
 impl Plugin for SandboxPlugin {
     fn build(&self, app: &mut App) {
         let me = app.world().resource::<LocalPeer>().peer_id;
-        app.insert_resource(Game::new(me, self.bot))
+        let game = Game::new(me, self.bot);
+        if let Ok(world) = &game.world {
+            app.add_plugins(ContractStatePlugin::<PlacedBlock>::new(
+                world.world_contract(),
+            ));
+        }
+        app.insert_resource(game)
             .init_resource::<Play>()
             .init_resource::<Inbox>()
             .insert_resource(CheatFlag(self.cheat))
@@ -176,6 +205,7 @@ impl Plugin for SandboxPlugin {
                     crate::session::outcomes,
                     crate::session::play_session,
                     publish_presence,
+                    publish_state,
                 )
                     .chain()
                     .in_set(SandboxSystems::Sync),
@@ -267,6 +297,15 @@ fn receive(
         .retain(|_, a| now.saturating_sub(a.seen_ms) <= AVATAR_TIMEOUT_MS);
 }
 
+/// The world contract's state at the last confirmed frame, for the components that mirror it.
+fn publish_state(game: Res<Game>, states: Option<ResMut<ContractStates>>) {
+    if let (Ok(world), Some(mut states)) = (&game.world, states)
+        && let Err(e) = states.set_from_host(world.host(), world.world_contract())
+    {
+        warn!("world state not published: {e}");
+    }
+}
+
 fn take_actions(mut play: ResMut<Play>, mut requests: MessageReader<TakeAction>) {
     for TakeAction(action) in requests.read() {
         play.queue(*action);
@@ -314,4 +353,45 @@ fn publish_presence(
         topic: WORLD_TOPIC.to_vec(),
         payload: Some(msg.encode()),
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The block entities the contract-state mirror keeps are the world contract's blocks,
+    /// through places and removals.
+    #[test]
+    fn block_entities_mirror_the_world_contract() {
+        let Ok(mut world) = SandboxWorld::genesis(code::TOKEN, code::WORLD) else {
+            panic!("contracts not built: run scripts/build-contracts.sh");
+        };
+        let mut app = App::new();
+        app.add_plugins(MinimalPlugins)
+            .add_plugins(ContractStatePlugin::<PlacedBlock>::new(
+                world.world_contract(),
+            ));
+        let (a, b) = (Address([1; 32]), Address([2; 32]));
+        world.onboard(0, &[a, b]);
+        let place = |x, y, kind| Action::Place { x, y, kind };
+        let frames = [
+            vec![(a, place(1, 1, 1)), (b, place(2, 5, 3))],
+            vec![(a, place(7, 7, 2))],
+            vec![(a, Action::Remove { x: 1, y: 1 }), (b, place(1, 1, 2))],
+        ];
+        for (tick, actions) in frames.iter().enumerate() {
+            world.apply_tick(tick as u64 + 1, actions);
+            app.world_mut()
+                .resource_mut::<ContractStates>()
+                .set_from_host(world.host(), world.world_contract())
+                .expect("the world contract exists");
+            app.update();
+            let mut q = app.world_mut().query::<&PlacedBlock>();
+            let mirrored: BTreeMap<(u32, u32), Block> =
+                q.iter(app.world()).map(|p| (p.cell, p.block)).collect();
+            assert_eq!(&mirrored, world.blocks(), "after frame {tick}");
+        }
+        assert_eq!(world.blocks().len(), 3);
+        assert_eq!(app.world().resource::<ContractStates>().skipped(), 0);
+    }
 }

@@ -10,7 +10,7 @@ use bevy::prelude::*;
 use bevy::window::PrimaryWindow;
 use meshwork::bevy::prelude::*;
 
-use crate::game::{Game, SandboxPlugin, SandboxSystems, TakeAction, cell_of};
+use crate::game::{Game, PlacedBlock, SandboxPlugin, SandboxSystems, TakeAction, cell_of};
 use crate::world::{
     Action, BLOCK_PRICE, REGION_SIZE, REGIONS_X, REGIONS_Y, cells_x, cells_y, region_of,
 };
@@ -99,7 +99,6 @@ impl Default for Selected {
 /// Entities drawn for blocks and avatars.
 #[derive(Resource, Default)]
 struct Drawn {
-    blocks: BTreeMap<(u32, u32), (Entity, u8)>,
     avatars: BTreeMap<PeerId, Entity>,
 }
 
@@ -245,34 +244,19 @@ fn click(
     act.write(TakeAction(action));
 }
 
-fn sync_blocks(mut commands: Commands, game: Res<Game>, mut drawn: ResMut<Drawn>) {
-    let Ok(world) = game.world.as_ref() else {
-        return;
-    };
-    let blocks = world.blocks();
-    let gone: Vec<(u32, u32)> = drawn
-        .blocks
-        .iter()
-        .filter(|(c, (_, kind))| blocks.get(c).is_none_or(|b| b.kind != *kind))
-        .map(|(c, _)| *c)
-        .collect();
-    for c in gone {
-        if let Some((e, _)) = drawn.blocks.remove(&c) {
-            commands.entity(e).despawn();
-        }
-    }
-    for (&(x, y), b) in blocks {
-        if drawn.blocks.contains_key(&(x, y)) {
-            continue;
-        }
+/// Blocks are contract state: the entities `ContractStatePlugin` keeps for them get a sprite
+/// when they appear or change (and lose it with the entity when the block goes).
+fn sync_blocks(
+    mut commands: Commands,
+    blocks: Query<(Entity, &PlacedBlock), Changed<PlacedBlock>>,
+) {
+    for (e, b) in &blocks {
+        let (x, y) = b.cell;
         let centre = to_screen(Vec2::new(x as f32 + 0.5, y as f32 + 0.5));
-        let e = commands
-            .spawn((
-                Sprite::from_color(kind_colour(b.kind), Vec2::splat(CELL_PX - 2.0)),
-                Transform::from_translation(centre.extend(1.0)),
-            ))
-            .id();
-        drawn.blocks.insert((x, y), (e, b.kind));
+        commands.entity(e).insert((
+            Sprite::from_color(kind_colour(b.block.kind), Vec2::splat(CELL_PX - 2.0)),
+            Transform::from_translation(centre.extend(1.0)),
+        ));
     }
 }
 

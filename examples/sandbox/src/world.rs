@@ -132,7 +132,7 @@ pub struct Block {
 
 impl Block {
     /// A block from the world contract's stored value (`kind ‖ placer[32]`; kind 0 is no block).
-    fn decode(value: &[u8]) -> Option<Self> {
+    pub fn decode(value: &[u8]) -> Option<Self> {
         let (&kind, placer) = value.split_first()?;
         Some(Self {
             kind,
@@ -140,6 +140,18 @@ impl Block {
         })
         .filter(|b| b.kind != 0)
     }
+}
+
+/// The world contract's key prefix of blocks: `B ‖ x u32 ‖ y u32` (little-endian).
+pub const BLOCK_PREFIX: &[u8] = b"B";
+
+/// The cell and block one world-contract entry holds, if it is a block.
+pub fn block_entry(key: &[u8], value: &[u8]) -> Option<((u32, u32), Block)> {
+    let rest = key.strip_prefix(BLOCK_PREFIX)?;
+    let (x, y) = rest.split_at_checked(4)?;
+    let x = u32::from_le_bytes(x.try_into().ok()?);
+    let y = u32::from_le_bytes(y.try_into().ok()?);
+    Some(((x, y), Block::decode(value)?))
 }
 
 /// What became of one action.
@@ -305,7 +317,7 @@ impl SandboxWorld {
     /// Re-reads one cell's block from the world contract's state.
     fn refresh_cell(&mut self, x: u32, y: u32) {
         let mut key = Vec::with_capacity(9);
-        key.push(b'B');
+        key.extend_from_slice(BLOCK_PREFIX);
         key.extend_from_slice(&x.to_le_bytes());
         key.extend_from_slice(&y.to_le_bytes());
         match self
@@ -333,17 +345,10 @@ impl SandboxWorld {
     /// root); the block map is rebuilt from the world contract's state.
     pub fn with_host(&self, host: ContractHost) -> Result<Self, WorldError> {
         let entries = host.export_state(&self.world)?;
-        let mut blocks = BTreeMap::new();
-        for (key, value) in entries {
-            if key.len() == 9
-                && key[0] == b'B'
-                && let Some(block) = Block::decode(&value)
-            {
-                let x = u32::from_le_bytes(key[1..5].try_into().unwrap_or([0; 4]));
-                let y = u32::from_le_bytes(key[5..9].try_into().unwrap_or([0; 4]));
-                blocks.insert((x, y), block);
-            }
-        }
+        let blocks = entries
+            .iter()
+            .filter_map(|(key, value)| block_entry(key, value))
+            .collect();
         Ok(Self {
             host,
             token: self.token,
