@@ -27,9 +27,9 @@ const WORLD_TOP: f32 = WINDOW_PX.1 as f32 / 2.0 - 20.0;
 /// The mesh map: centre and radius.
 const MAP_CENTRE: Vec2 = Vec2::new(
     WINDOW_PX.0 as f32 / 2.0 - 170.0,
-    -(WINDOW_PX.1 as f32) / 2.0 + 170.0,
+    -(WINDOW_PX.1 as f32) / 2.0 + 125.0,
 );
-const MAP_RADIUS: f32 = 130.0;
+const MAP_RADIUS: f32 = 100.0;
 
 /// Options of the windowed game.
 #[derive(Debug, Clone)]
@@ -151,7 +151,7 @@ fn setup(mut commands: Commands, game: Res<Game>) {
     commands.spawn((
         Hud,
         Text::new(""),
-        TextFont::from_font_size(FontSize::Px(14.0)),
+        TextFont::from_font_size(FontSize::Px(13.0)),
         TextColor(Color::srgb(0.9, 0.9, 0.9)),
         Node {
             position_type: PositionType::Absolute,
@@ -445,12 +445,12 @@ fn hud(
     let mut s = String::with_capacity(800);
     s.push_str(&format!("MESHWORK SANDBOX   you: {}\n\n", game.me.short()));
     s.push_str(&format!(
-        "peers: {} linked, {} known\nlatency (mean RTT): {rtt}\n\n",
+        "peers: {} linked, {} known\nlatency (mean RTT): {rtt}\n",
         peers.linked.len(),
         peers.known
     ));
     s.push_str(&format!(
-        "balance: {balance} world tokens\n  (a block costs {BLOCK_PRICE})\nledger wallet: {ledger}\n\n"
+        "balance: {balance} world tokens\n  (a block costs {BLOCK_PRICE})\nledger wallet: {ledger}\n"
     ));
     s.push_str(&format!(
         "region ({rx}, {ry}) of {REGIONS_X}x{REGIONS_Y}: {in_region} player(s) here\n"
@@ -479,9 +479,9 @@ fn hud(
             .map_or(String::new(), |m| format!(", last in {m} ms")),
         play.cheats_caught
     ));
-    s.push_str(&format!("world root: {root}... at frame {frames}\n\n"));
+    s.push_str(&format!("world root: {root}... at frame {frames}\n"));
     if let Some(o) = &game.last_outcome {
-        s.push_str(&format!("last action: {o}\n\n"));
+        s.push_str(&format!("last action: {o}\n"));
     }
     s.push_str(&format!(
         "move: arrows / WASD   block kind: {} (keys 1-3)\nclick: place / remove   right click: remove\n",

@@ -131,7 +131,9 @@ pub struct OverlayConfig {
     /// A link with no traffic is pinged after this long (default 10 s).
     pub ping_idle_ms: u64,
     /// A link is pinged at least this often even when busy, so its round-trip time
-    /// ([`Overlay::rtt_ms`]) stays known and current (default 5 s).
+    /// ([`Overlay::rtt_ms`]) stays known and current (default 15 s: longer than
+    /// `ping_idle_ms`, so an idle link's liveness pings serve and only busy links, which never
+    /// fall idle, get extra pings — one ping and pong per link per 15 s).
     pub rtt_probe_ms: u64,
     /// A link silent for this long is closed (default 30 s).
     pub link_timeout_ms: u64,
@@ -171,7 +173,7 @@ impl Default for OverlayConfig {
             hops_max: 32,
             maintenance_ms: 1_000,
             ping_idle_ms: 10_000,
-            rtt_probe_ms: 5_000,
+            rtt_probe_ms: 15_000,
             link_timeout_ms: 30_000,
             handshake_timeout_ms: 10_000,
             retransmit_ms: 300,

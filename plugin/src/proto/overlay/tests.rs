@@ -22,7 +22,6 @@ fn busy_links_get_their_round_trip_time_measured() {
         .collect();
     let ids: Vec<_> = nodes.iter().map(|n| n.overlay.peer_id()).collect();
     let cfg = OverlayConfig::default();
-    assert!(cfg.rtt_probe_ms < cfg.ping_idle_ms);
     let mut pings_seen = 0;
     let mut now = 0;
     while now < 3 * cfg.rtt_probe_ms + 1_000 {
