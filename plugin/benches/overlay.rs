@@ -51,9 +51,10 @@ fn main() {
         "overlay benchmark (simulator, no faults, links_max 24, k 8, 10,000 messages to random keys)"
     );
     println!(
-        "{:>7} {:>9} {:>5} {:>5} {:>5} {:>10} {:>9} {:>9} {:>10} {:>12} {:>9}",
+        "{:>7} {:>9} {:>9} {:>5} {:>5} {:>5} {:>10} {:>9} {:>9} {:>10} {:>12} {:>9}",
         "peers",
         "delivered",
+        "closest",
         "p50",
         "p95",
         "max",
@@ -117,8 +118,9 @@ fn main() {
         let links = sim.links_per_peer();
         let links_avg = links.iter().sum::<usize>() as f64 / links.len().max(1) as f64;
         println!(
-            "{:>7} {:>8.2}% {:>5} {:>5} {:>5} {:>10.1} {:>9.1} {:>9} {:>10} {:>12} {:>9.1}",
+            "{:>7} {:>8.2}% {:>8.2}% {:>5} {:>5} {:>5} {:>10.1} {:>9.1} {:>9} {:>10} {:>12} {:>9.1}",
             n,
+            report.delivered as f64 * 100.0 / report.sent.max(1) as f64,
             report.success() * 100.0,
             report.hops_quantile(0.5),
             report.hops_quantile(0.95),
@@ -131,6 +133,9 @@ fn main() {
             start.elapsed().as_secs_f64(),
         );
     }
+    println!(
+        "delivered: reached some peer; closest: reached the live peer closest to its key (the target)"
+    );
     println!(
         "* every frame the network carried in the 30 s message window (routed hops, acks, pings, lookups) / deliveries"
     );

@@ -89,6 +89,12 @@ pub const ROSTER_STABLE_MS: u64 = 1_500;
 const PROPOSE_INTERVAL_MS: u64 = 3_000;
 /// A session that has not confirmed a frame for this long (or never started) is proposed again.
 const SYNC_TIMEOUT_MS: u64 = 6_000;
+/// A session whose checkpoints have not been finalised for this long is proposed again (its
+/// referees are gone, or its members' claims keep losing).
+const FINALITY_TIMEOUT_MS: u64 = 20_000;
+/// Checkpoints of ours waiting for finality (each holds a copy of the world); beyond, the
+/// oldest is dropped.
+const CHECKPOINTS_WAITING_MAX: usize = 8;
 /// Players and referees not heard from for this long are no longer candidates.
 const HEARD_TIMEOUT_MS: u64 = 3_000;
 /// Referees not heard from for this long leave the pool.
@@ -161,8 +167,14 @@ pub struct Play {
     skip: u32,
     /// Local actions waiting for a frame.
     pub queued: VecDeque<Action>,
-    /// Our actions given to GGRS whose frame is not confirmed yet, oldest first.
-    inflight: VecDeque<Action>,
+    /// Our actions given to GGRS whose frame is not confirmed yet: (frame, action), oldest first.
+    inflight: VecDeque<(u64, Action)>,
+    /// The GGRS frame we last gave a fresh input for.
+    input_frame: Option<i32>,
+    /// The last frame GGRS confirmed *and* re-simulated with its confirmed inputs.
+    settled: i32,
+    /// When our session last had a checkpoint finalised (or started).
+    last_final_ms: u64,
     /// Our actions in confirmed frames not finalised yet: (frame, action), oldest first.
     unfinal: VecDeque<(u64, Action)>,
     /// World copies at our checkpoints' ends (end frame → world, formed-at ms).
@@ -195,17 +207,20 @@ impl Play {
         }
     }
 
-    /// Puts our actions a session starting at `first_frame` does not hold (in frames from
-    /// `first_frame` on, or never confirmed) back at the front of the queue, oldest first, and
-    /// forgets the rest; returns how many were put back. The queue keeps [`QUEUED_MAX`].
+    /// Puts our actions a session starting at `first_frame` does not hold (given for frames from
+    /// `first_frame` on, confirmed or not) back at the front of the queue, oldest first, and
+    /// forgets the rest; returns how many were put back. The queue keeps [`QUEUED_MAX`]. An
+    /// action given for an earlier frame is in the finalised state the session starts from (or,
+    /// if GGRS dropped our input as disconnected, lost): never sent twice, as a repeated block
+    /// is refused and still charged.
     fn requeue_from(&mut self, first_frame: u64) -> usize {
         let mut again: VecDeque<Action> = self
             .unfinal
             .drain(..)
+            .chain(self.inflight.drain(..))
             .filter(|(frame, _)| *frame >= first_frame)
             .map(|(_, a)| a)
             .collect();
-        again.extend(self.inflight.drain(..));
         let n = again.len();
         again.extend(self.queued.drain(..));
         if again.len() > QUEUED_MAX {
@@ -287,7 +302,12 @@ pub(crate) fn heard_referee(
         return;
     }
     if play.referees.len() >= REFEREES_MAX && !play.referees.contains_key(&key) {
-        return;
+        // Full: forget referees gone silent before refusing a new one.
+        play.referees
+            .retain(|_, (seen, _)| now.saturating_sub(*seen) <= REFEREE_TIMEOUT_MS);
+        if play.referees.len() >= REFEREES_MAX {
+            return;
+        }
     }
     play.referees.insert(key, (now, per_checkpoint));
 }
@@ -396,7 +416,9 @@ fn maybe_propose(now: u64, game: &Game, play: &mut Play) -> Option<Proposal> {
     roster_now.sort();
     // A session that never started running, or stopped confirming frames (a member left it
     // without leaving the world, e.g. after its own claim lost), is proposed again.
-    let stale = play.session.is_some() && now.saturating_sub(play.progress_ms) > SYNC_TIMEOUT_MS;
+    let stale = play.session.is_some()
+        && (now.saturating_sub(play.progress_ms) > SYNC_TIMEOUT_MS
+            || now.saturating_sub(play.last_final_ms) > FINALITY_TIMEOUT_MS);
     if (roster_now == ids && !stale)
         || now.saturating_sub(play.candidates_since_ms) < ROSTER_STABLE_MS
         || play
@@ -472,6 +494,15 @@ fn accept(
     if play.banned.contains_key(&from) {
         return Err("the proposer cheated".into());
     }
+    let mut keys: Vec<PublicKey> = p.members.iter().map(|m| m.key).collect();
+    keys.sort();
+    keys.dedup();
+    if keys.len() != p.members.len() {
+        return Err("a member is listed twice".into());
+    }
+    if p.referees.iter().any(|r| keys.binary_search(r).is_ok()) {
+        return Err("a member is listed as a referee".into());
+    }
     if p.first_frame < game.height {
         return Err(format!(
             "it starts at frame {}, behind our finalised {}",
@@ -496,21 +527,6 @@ fn accept(
         .map(|m| Address(PeerId::from_public_key(&m.key).0))
         .collect();
     base.onboard(p.first_frame, &addresses);
-    let service = node.node.session.as_mut().ok_or("no session service")?;
-    service.config_mut().pool = RefereePool::new(p.referees.clone())
-        .and_then(|pool| pool.with_per_checkpoint(usize::from(p.per_checkpoint)))
-        .map_err(|e| e.to_string())?;
-    service.stop();
-    let session = service
-        .start(
-            p.members.clone(),
-            base.host().clone(),
-            p.parent,
-            p.first_frame,
-        )
-        .map_err(|e| e.to_string())?;
-    let mut keys: Vec<PublicKey> = p.members.iter().map(|m| m.key).collect();
-    keys.sort();
     let roster: Vec<PeerId> = keys.iter().map(PeerId::from_public_key).collect();
     let mut builder = SessionBuilder::<SandboxGgrs>::new()
         .with_num_players(roster.len())
@@ -534,6 +550,27 @@ fn accept(
     let ggrs = builder
         .start_p2p_session(ggrs_end.socket())
         .map_err(|e| e.to_string())?;
+    let pool = RefereePool::new(p.referees.clone())
+        .and_then(|pool| pool.with_per_checkpoint(usize::from(p.per_checkpoint)))
+        .map_err(|e| e.to_string())?;
+    let service = node.node.session.as_mut().ok_or("no session service")?;
+    service.config_mut().pool = pool;
+    service.stop();
+    // From here on the old session is gone: a failure leaves us with none (and the proposer,
+    // seeing no progress, proposes again), never half in the old one.
+    let started = service.start(
+        p.members.clone(),
+        base.host().clone(),
+        p.parent,
+        p.first_frame,
+    );
+    let session = match started {
+        Ok(s) => s,
+        Err(e) => {
+            play.stop();
+            return Err(e.to_string());
+        }
+    };
     play.stop();
     let again = play.requeue_from(p.first_frame);
     if again > 0 {
@@ -547,8 +584,12 @@ fn accept(
     play.sim = Sim::default();
     play.confirmed = Sim::default();
     play.next_confirm = 0;
+    play.settled = -1;
+    play.input_frame = None;
+    play.skip = 0;
     play.accumulated_s = 0.0;
     play.progress_ms = now;
+    play.last_final_ms = now;
     play.status = "synchronising with the other players".into();
     game.finalised = Some(finalised);
     game.height = p.first_frame;
@@ -694,15 +735,29 @@ fn step_ggrs_inner(dt: f32, pos: Vec2, play: &mut Play, s: &mut P2PSession<Sandb
                 play.skip -= 1;
                 continue;
             }
+            // GGRS 0.13 takes the first input given for a frame and drops later ones for the
+            // same frame (given again while it waits at its prediction threshold), so the
+            // queue moves only when a frame takes a fresh input.
+            let frame = s.current_frame();
+            let fresh = play.input_frame != Some(frame);
             let input = pad(play.queued.front(), pos.x, pos.y);
             if s.add_local_input(play.handle, input).is_err() {
                 break;
             }
             match s.advance_frame() {
                 Ok(requests) => {
-                    if let Some(a) = play.queued.pop_front() {
-                        play.inflight.push_back(a);
+                    if fresh {
+                        play.input_frame = Some(frame);
+                        if let Some(a) = play.queued.pop_front() {
+                            let tick = play.first_frame
+                                + u64::try_from(frame).unwrap_or(0)
+                                + INPUT_DELAY as u64;
+                            play.inflight.push_back((tick, a));
+                        }
                     }
+                    let advanced = requests
+                        .iter()
+                        .any(|r| matches!(r, GgrsRequest::AdvanceFrame { .. }));
                     for r in requests {
                         match r {
                             GgrsRequest::SaveGameState { cell, frame } => {
@@ -730,8 +785,14 @@ fn step_ggrs_inner(dt: f32, pos: Vec2, play: &mut Play, s: &mut P2PSession<Sandb
                             }
                         }
                     }
+                    // Every frame up to here was re-simulated with the inputs that confirmed it
+                    // (a bare poll raises `confirmed_frame()` before the rollback happens).
+                    play.settled = s.confirmed_frame();
+                    if !advanced {
+                        // At the prediction threshold: wait for the others.
+                        break;
+                    }
                 }
-                Err(ggrs::GgrsError::PredictionThreshold) => break,
                 Err(e) => {
                     debug!("GGRS: {e}");
                     break;
@@ -743,11 +804,10 @@ fn step_ggrs_inner(dt: f32, pos: Vec2, play: &mut Play, s: &mut P2PSession<Sandb
 
 /// Frames GGRS confirmed go into the input log and the world, in order.
 fn confirm(now: u64, game: &mut Game, play: &mut Play, submit: &mut MessageWriter<SubmitFrame>) {
-    let Some(s) = play.ggrs.as_ref() else {
+    if play.ggrs.is_none() {
         return;
-    };
-    let confirmed = s.confirmed_frame();
-    while play.next_confirm <= confirmed {
+    }
+    while play.next_confirm <= play.settled {
         let Some(pads) = play.recorded.remove(&play.next_confirm) else {
             break;
         };
@@ -782,7 +842,7 @@ fn confirm(now: u64, game: &mut Game, play: &mut Play, submit: &mut MessageWrite
             actions: per_player,
         });
         if let Some((_, a)) = mine {
-            if let Some(i) = play.inflight.iter().position(|x| *x == a) {
+            if let Some(i) = play.inflight.iter().position(|x| *x == (tick, a)) {
                 play.inflight.remove(i);
             }
             if play.unfinal.len() >= UNFINAL_MAX {
@@ -800,6 +860,9 @@ fn confirm(now: u64, game: &mut Game, play: &mut Play, submit: &mut MessageWrite
             if n % u64::from(FRAMES_PER_CHECKPOINT) == 0 {
                 play.checkpoints
                     .insert(play.first_frame + n, (world.clone(), now));
+                while play.checkpoints.len() > CHECKPOINTS_WAITING_MAX {
+                    play.checkpoints.pop_first();
+                }
             }
         }
         // Rolled-back frames below the confirmed one are never asked for again.
@@ -863,6 +926,7 @@ pub(crate) fn outcomes(
             game.height = f.frame;
             game.parent = f.digest;
             play.unfinal.retain(|(frame, _)| *frame >= f.frame);
+            play.last_final_ms = now;
             play.finalised += 1;
             play.finality_ms = Some(now.saturating_sub(formed_ms));
         }
@@ -913,11 +977,13 @@ mod tests {
     #[test]
     fn actions_a_new_session_does_not_hold_are_queued_again_in_order() {
         let mut play = Play::default();
-        // Frames 10 and 25 were confirmed; 30 was given to GGRS; 40 waits in the queue.
+        // Frames 10 and 25 were confirmed; 18 and 30 were given to GGRS but not confirmed here
+        // yet; 40 waits in the queue.
         play.unfinal.extend([(10, place(1)), (25, place(2))]);
-        play.inflight.push_back(place(3));
+        play.inflight.extend([(18, place(5)), (30, place(3))]);
         play.queue(place(4));
-        // The next session starts at frame 20: frame 10 is in its state, frame 25 is not.
+        // The next session starts at frame 20: frames 10 and 18 are in its state (the others
+        // confirmed 18), frames 25 and 30 are not.
         assert_eq!(play.requeue_from(20), 2);
         assert_eq!(
             play.queued.iter().copied().collect::<Vec<_>>(),
@@ -928,7 +994,8 @@ mod tests {
         assert_eq!(play.requeue_from(40), 0);
         assert_eq!(play.queued.len(), 3);
         // The queue stays bounded.
-        play.inflight.extend((0..20).map(place));
+        play.inflight
+            .extend((0..20).map(|i| (100 + u64::from(i), place(i))));
         assert_eq!(play.requeue_from(40), 20);
         assert_eq!(play.queued.len(), QUEUED_MAX);
         assert_eq!(play.queued.front(), Some(&place(0)));

@@ -112,8 +112,9 @@ impl ContractStates {
 #[derive(SystemSet, Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct MirrorContractState;
 
-/// Mirrors `T` from `contract`'s published state (see the module docs). Add one per
-/// component type and contract.
+/// Mirrors `T` from `contract`'s published state (see the module docs). One per component
+/// type (a Bevy plugin is unique by type): a type mirrors one contract; give each contract
+/// its own component type.
 #[derive(Debug)]
 pub struct ContractStatePlugin<T> {
     contract: ContractId,
