@@ -95,6 +95,11 @@ const FINALITY_TIMEOUT_MS: u64 = 20_000;
 /// Checkpoints of ours waiting for finality (each holds a copy of the world); beyond, the
 /// oldest is dropped.
 const CHECKPOINTS_WAITING_MAX: usize = 8;
+/// A candidate that should propose (the highest height) but has not while we wait for a
+/// session is passed over for this long...
+const PROPOSER_PATIENCE_MS: u64 = 10_000;
+/// ...for this long (or until it proposes).
+const PASSED_OVER_MS: u64 = 60_000;
 /// Players and referees not heard from for this long are no longer candidates.
 const HEARD_TIMEOUT_MS: u64 = 3_000;
 /// Referees not heard from for this long leave the pool.
@@ -175,6 +180,10 @@ pub struct Play {
     settled: i32,
     /// When our session last had a checkpoint finalised (or started).
     last_final_ms: u64,
+    /// The proposer we wait for while we have no (live) session, and since when.
+    awaited: Option<(PeerId, u64)>,
+    /// Would-be proposers that did not propose, passed over until the given ms.
+    passed_over: BTreeMap<PeerId, u64>,
     /// Our actions in confirmed frames not finalised yet: (frame, action), oldest first.
     unfinal: VecDeque<(u64, Action)>,
     /// World copies at our checkpoints' ends (end frame → world, formed-at ms).
@@ -402,10 +411,39 @@ fn maybe_propose(now: u64, game: &Game, play: &mut Play) -> Option<Proposal> {
         play.candidates = ids.clone();
         play.candidates_since_ms = now;
     }
+    // A session that never started running, or stopped confirming frames (a member left it
+    // without leaving the world, e.g. after its own claim lost), is proposed again.
+    let stale = play.session.is_some()
+        && (now.saturating_sub(play.progress_ms) > SYNC_TIMEOUT_MS
+            || now.saturating_sub(play.last_final_ms) > FINALITY_TIMEOUT_MS);
+    // Heights are taken at their word: a candidate claiming the highest one that then never
+    // proposes (lying, or stuck) is passed over for a while, so the next one proposes.
+    play.passed_over.retain(|_, until| *until > now);
+    let waiting = play.session.is_none() || stale;
+    if let Some((q, since)) = play.awaited
+        && waiting
+        && now.saturating_sub(since) > PROPOSER_PATIENCE_MS
+    {
+        info!(
+            "{} should propose a session but has not: passed over",
+            q.short()
+        );
+        play.passed_over.insert(q, now + PASSED_OVER_MS);
+        play.awaited = None;
+    }
     let proposer = cands
         .iter()
+        .filter(|(p, ..)| !play.passed_over.contains_key(p))
         .max_by(|a, b| a.2.cmp(&b.2).then(b.0.cmp(&a.0)))
         .map(|(p, ..)| *p);
+    match proposer {
+        Some(p) if p != game.me && waiting => {
+            if play.awaited.map(|(q, _)| q) != Some(p) {
+                play.awaited = Some((p, now));
+            }
+        }
+        _ => play.awaited = None,
+    }
     if proposer != Some(game.me) || !cands.iter().any(|(p, ..)| *p == game.me) {
         if play.session.is_none() {
             play.status = "waiting for a session proposal".into();
@@ -414,11 +452,6 @@ fn maybe_propose(now: u64, game: &Game, play: &mut Play) -> Option<Proposal> {
     }
     let mut roster_now = play.roster.clone();
     roster_now.sort();
-    // A session that never started running, or stopped confirming frames (a member left it
-    // without leaving the world, e.g. after its own claim lost), is proposed again.
-    let stale = play.session.is_some()
-        && (now.saturating_sub(play.progress_ms) > SYNC_TIMEOUT_MS
-            || now.saturating_sub(play.last_final_ms) > FINALITY_TIMEOUT_MS);
     if (roster_now == ids && !stale)
         || now.saturating_sub(play.candidates_since_ms) < ROSTER_STABLE_MS
         || play
@@ -626,6 +659,11 @@ pub(crate) fn play_session(
         debug!("{} told us of {learnt} new bans", from.short());
     }
     for (from, p) in std::mem::take(&mut inbox.proposals) {
+        // It proposes: no longer awaited, nor passed over.
+        if play.awaited.is_some_and(|(q, _)| q == from) {
+            play.awaited = None;
+        }
+        play.passed_over.remove(&from);
         learn_bans(play, &p.bans);
         let named: Vec<Ban> = p
             .members
@@ -999,6 +1037,61 @@ mod tests {
         assert_eq!(play.requeue_from(40), 20);
         assert_eq!(play.queued.len(), QUEUED_MAX);
         assert_eq!(play.queued.front(), Some(&place(0)));
+    }
+
+    /// A peer claiming the highest finalised height that never proposes is passed over after
+    /// the patience, and the next candidate (here: us) proposes; it is elected again once the
+    /// passing over runs out.
+    #[test]
+    fn a_silent_proposer_is_passed_over() {
+        let me = Identity::from_seed([1; 32]);
+        let liar = Identity::from_seed([2; 32]);
+        let mut game = Game::new(me.peer_id(), true);
+        assert!(
+            game.world.is_ok(),
+            "contracts not built: scripts/build-contracts.sh"
+        );
+        let mut play = Play {
+            key: Some(me.public_key()),
+            ..Play::default()
+        };
+        for i in 10..14u8 {
+            let r = Identity::from_seed([i; 32]);
+            heard_referee(&mut play, r.peer_id(), r.public_key(), 4, 0);
+        }
+        let hear = |game: &mut Game, play: &mut Play, now: u64| {
+            game.avatars.insert(
+                liar.peer_id(),
+                crate::game::Avatar {
+                    pos: Vec2::ZERO,
+                    links: Vec::new(),
+                    bot: true,
+                    key: Some(liar.public_key()),
+                    height: u64::MAX,
+                    seen_ms: now,
+                },
+            );
+            for (_, (seen, _)) in play.referees.iter_mut() {
+                *seen = now;
+            }
+        };
+        let mut now = 0;
+        while now <= PROPOSER_PATIENCE_MS {
+            hear(&mut game, &mut play, now);
+            assert!(
+                maybe_propose(now, &game, &mut play).is_none(),
+                "at {now} ms"
+            );
+            now += 500;
+        }
+        hear(&mut game, &mut play, now);
+        let proposal = maybe_propose(now, &game, &mut play).expect("we propose instead");
+        assert_eq!(proposal.members.len(), 2, "the liar still plays");
+        assert!(play.passed_over.contains_key(&liar.peer_id()));
+        now += PASSED_OVER_MS;
+        hear(&mut game, &mut play, now);
+        assert!(maybe_propose(now, &game, &mut play).is_none());
+        assert_eq!(play.awaited.map(|(p, _)| p), Some(liar.peer_id()));
     }
 
     fn ban_by(referees: &[Identity], player: &Identity) -> Ban {
