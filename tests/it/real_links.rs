@@ -256,7 +256,10 @@ fn peers_join_then_link_through_the_mesh_without_the_server() {
             );
             let now = mesh.now_ms();
             let target = mesh.peers[b].id();
+            // Both ends want the link (as two session members do).
             mesh.peers[a].node.overlay.connect(now, target);
+            let source = mesh.peers[a].id();
+            mesh.peers[b].node.overlay.connect(now, source);
             if mesh.run_until(Duration::from_secs(12), |m| m.linked(a, b)) {
                 let (sa, sb) = (
                     mesh.peers[a].node.transport.stats(),

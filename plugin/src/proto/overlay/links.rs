@@ -80,7 +80,9 @@ impl Overlay {
         if self.committed_links() < limit {
             return Room::Free;
         }
-        let helps = self.would_help(peer);
+        // A peer we are dialing ourselves is wanted at both ends (two session members asking
+        // for a direct link): that link helps even when the table would not ask for it.
+        let helps = self.would_help(peer) || self.dials.contains_key(peer);
         if helps && self.committed_links() < self.cfg.links_max {
             return Room::Free;
         }
