@@ -167,8 +167,6 @@ impl GgrsPort {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::identity::Identity;
-    use crate::proto::overlay::{Overlay, OverlayConfig};
     use crate::transport::memory::MemoryNetwork;
     use ggrs::{Config, GgrsRequest, NonBlockingSocket, PlayerType, SessionBuilder};
 
@@ -196,16 +194,7 @@ mod tests {
     #[test]
     fn two_nodes_confirm_the_same_inputs() {
         let net = MemoryNetwork::new();
-        let mut nodes: Vec<Node<_>> = (1..=2u8)
-            .map(|i| {
-                let id = Identity::from_seed([i; 32]);
-                let peer = id.peer_id();
-                Node::new(
-                    Overlay::new(id, OverlayConfig::default(), 0, [i; 32]),
-                    net.join(peer, 3),
-                )
-            })
-            .collect();
+        let mut nodes = crate::transport::memory::test_nodes(&net, 2);
         let ids: Vec<PeerId> = nodes.iter().map(|n| n.overlay.peer_id()).collect();
         let start = std::time::Instant::now();
         let now = || start.elapsed().as_millis() as u64;

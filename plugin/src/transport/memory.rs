@@ -199,3 +199,21 @@ impl Drop for MemoryTransport {
         hub.members.remove(&self.me);
     }
 }
+
+/// `n` nodes with the default overlay config on `net`, identities and seeds `[1; 32]` …
+/// `[n; 32]`, each introduced to up to 3 others (a test fixture).
+#[cfg(test)]
+pub(crate) fn test_nodes(net: &MemoryNetwork, n: u8) -> Vec<super::Node<MemoryTransport>> {
+    use crate::proto::identity::Identity;
+    use crate::proto::overlay::{Overlay, OverlayConfig};
+    (1..=n)
+        .map(|i| {
+            let id = Identity::from_seed([i; 32]);
+            let peer = id.peer_id();
+            super::Node::new(
+                Overlay::new(id, OverlayConfig::default(), 0, [i; 32]),
+                net.join(peer, 3),
+            )
+        })
+        .collect()
+}

@@ -1,25 +1,14 @@
 //! Unit tests of the overlay core that need no simulator.
 
-use super::{Overlay, OverlayConfig};
-use crate::proto::identity::Identity;
-use crate::transport::Node;
-use crate::transport::memory::MemoryNetwork;
+use super::OverlayConfig;
+use crate::transport::memory::{MemoryNetwork, test_nodes};
 
 /// A link that never falls idle (a message each way every 100 ms) still gets its round-trip
 /// time measured, and measured again: busy links are probed every `rtt_probe_ms`.
 #[test]
 fn busy_links_get_their_round_trip_time_measured() {
     let net = MemoryNetwork::new();
-    let mut nodes: Vec<_> = (1..=2u8)
-        .map(|i| {
-            let id = Identity::from_seed([i; 32]);
-            let peer = id.peer_id();
-            Node::new(
-                Overlay::new(id, OverlayConfig::default(), 0, [i; 32]),
-                net.join(peer, 3),
-            )
-        })
-        .collect();
+    let mut nodes = test_nodes(&net, 2);
     let ids: Vec<_> = nodes.iter().map(|n| n.overlay.peer_id()).collect();
     let cfg = OverlayConfig::default();
     let mut pings_seen = 0;
