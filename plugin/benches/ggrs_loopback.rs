@@ -20,18 +20,21 @@
 //! `cargo bench -p meshwork --features ggrs,matchbox,signalling --bench ggrs_loopback`
 //! (`GGRS_SECONDS=N` seconds measured per input delay, default 10).
 
+#[path = "common/linked_pair.rs"]
+mod linked_pair;
+
+use linked_pair::linked_pair;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use meshwork::proto::identity::{Identity, PeerId};
-use meshwork::proto::overlay::{Overlay, OverlayConfig};
+use meshwork::proto::identity::PeerId;
 use meshwork::transport::Node;
 use meshwork::transport::ggrs::ggrs::{
     Config, GgrsError, GgrsRequest, P2PSession, PlayerType, PredictRepeatLast, SessionBuilder,
     SessionState,
 };
 use meshwork::transport::ggrs::{GgrsPort, ggrs_channel};
-use meshwork::transport::matchbox::{MatchboxConfig, MatchboxTransport};
+use meshwork::transport::matchbox::MatchboxTransport;
 use meshwork::transport::signalling::{SignallingConfig, SignallingServer};
 
 const FPS: u32 = 60;
@@ -146,27 +149,9 @@ impl Player {
 fn run(url: &str, delay: usize, seconds: u64) -> u64 {
     let start = Instant::now();
     let now = || u64::try_from(start.elapsed().as_millis()).expect("short run");
-    let node = |seed: u8| {
-        let overlay = Overlay::new(
-            Identity::from_seed([seed; 32]),
-            OverlayConfig::default(),
-            now(),
-            [seed; 32],
-        );
-        Node::new(overlay, MatchboxTransport::new(MatchboxConfig::new(url)))
-    };
-    let mut nodes = vec![node(1)];
-    std::thread::sleep(Duration::from_millis(200));
-    nodes.push(node(2));
+    let (a, b) = linked_pair(url, &now);
+    let nodes = vec![a, b];
     let ids: Vec<PeerId> = nodes.iter().map(|n| n.overlay.peer_id()).collect();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while nodes.iter().any(|n| n.overlay.link_count() == 0) {
-        assert!(Instant::now() < deadline, "the two peers did not link");
-        for n in &mut nodes {
-            n.tick(now());
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
     let mut order = ids.clone();
     order.sort();
     let mut players: Vec<Player> = nodes

@@ -6,16 +6,16 @@
 //! `cargo bench -p meshwork --features signalling --bench real_links` (`REAL_LINKS_ROUNDS=N`).
 //! Target: mesh p50 ≤ 1.25 × raw p50.
 
+#[path = "common/linked_pair.rs"]
+mod linked_pair;
+
+use linked_pair::linked_pair;
 use std::time::{Duration, Instant};
 
 use matchbox_socket::{Packet, RtcIceServerConfig, WebRtcSocket, WebRtcSocketBuilder};
-use meshwork::proto::identity::Identity;
-use meshwork::proto::overlay::{Overlay, OverlayConfig};
-use meshwork::transport::matchbox::{
-    MatchboxConfig, MatchboxTransport, channel_configs, spawn_socket_loop,
-};
+use meshwork::transport::NodeEvent;
+use meshwork::transport::matchbox::{channel_configs, spawn_socket_loop};
 use meshwork::transport::signalling::{SignallingConfig, SignallingServer};
-use meshwork::transport::{Node, NodeEvent};
 
 const PAYLOAD_BYTES: usize = 1024;
 
@@ -38,28 +38,8 @@ fn ms(d: Duration) -> f64 {
 fn mesh_round_trips(url: &str, n: usize) -> Vec<Duration> {
     let start = Instant::now();
     let now = || u64::try_from(start.elapsed().as_millis()).expect("short run");
-    let node = |seed: u8| {
-        let overlay = Overlay::new(
-            Identity::from_seed([seed; 32]),
-            OverlayConfig::default(),
-            now(),
-            [seed; 32],
-        );
-        Node::new(overlay, MatchboxTransport::new(MatchboxConfig::new(url)))
-    };
-    let mut a = node(1);
-    std::thread::sleep(Duration::from_millis(200));
-    let mut b = node(2);
+    let (mut a, mut b) = linked_pair(url, &now);
     let (ida, idb) = (a.overlay.peer_id(), b.overlay.peer_id());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !(a.overlay.linked_peers().any(|(p, _)| p == idb)
-        && b.overlay.linked_peers().any(|(p, _)| p == ida))
-    {
-        assert!(Instant::now() < deadline, "mesh peers did not link");
-        a.tick(now());
-        b.tick(now());
-        std::thread::sleep(Duration::from_millis(1));
-    }
     let payload = vec![0xa5u8; PAYLOAD_BYTES];
     let warmup = n / 10;
     let mut rtts = Vec::with_capacity(n);
