@@ -417,6 +417,7 @@ fn receive(
     mut published: MessageWriter<Published>,
     mut fetch_inbox: ResMut<fetch::FetchInbox>,
     mut session_inbox: ResMut<session::SessionInbox>,
+    mut ledger_inbox: Option<ResMut<ledger::LedgerInbox>>,
 ) {
     let node = &mut *node;
     let mut events = std::mem::take(&mut node.pending);
@@ -458,6 +459,12 @@ fn receive(
             NodeEvent::LookupDone { .. } => {}
             NodeEvent::Fetch(ev) => fetch_inbox.0.push(ev),
             NodeEvent::Session(ev) => session_inbox.0.push(ev),
+            NodeEvent::Ledger { origin, msg } => {
+                // Without a `LedgerPlugin` nobody here reads ledger messages: dropped.
+                if let Some(inbox) = ledger_inbox.as_mut() {
+                    inbox.push(origin, msg);
+                }
+            }
         }
     }
 }

@@ -3,10 +3,13 @@
 //! [`PaymentSettled`], [`PaymentReceived`] and [`PaymentFailed`] messages, and the
 //! `meshwork/balance` diagnostic. Thin by design: every decision is the core's.
 //!
-//! The plugin does not pick a carrier for ledger messages: the wallet's outgoing messages are
-//! written as [`LedgerTransmit`] and the host writes what arrives as [`LedgerReceived`]. Tests
-//! wire them to in-process validators; a game can carry them over its own links or, later, the
-//! mesh. Systems run in [`MeshworkSystems`]: received messages in `Receive`, core events become
+//! Ledger messages travel as [`LedgerTransmit`] (out) and [`LedgerReceived`] (in). With
+//! [`MeshworkPlugin`](super::MeshworkPlugin) in the app the mesh carries them: every
+//! `LedgerTransmit` is exact-routed to its peer id behind the ledger service tag
+//! ([`SERVICE_LEDGER`](crate::transport::SERVICE_LEDGER)), and ledger messages that arrive become
+//! `LedgerReceived` (at most [`LEDGER_INBOX_MAX`] per frame; more are dropped, the wallet
+//! retries). Without the mesh plugin the host carries them (tests wire them to in-process
+//! validators). Systems run in [`MeshworkSystems`]: received messages in `Receive`, core events become
 //! messages in `Process` (both `PreUpdate`), payment requests and outgoing messages in `Send`
 //! (`PostUpdate`). Time is `Time<Real>`, like the rest of the plugin.
 //!
@@ -217,6 +220,21 @@ pub struct LedgerReceived {
     pub msg: LedgerMsg,
 }
 
+/// Most ledger messages from the mesh taken in one frame (a flood is dropped, not queued).
+pub const LEDGER_INBOX_MAX: usize = 4_096;
+
+/// Ledger messages the mesh delivered this frame (filled by the mesh plugin's receive system).
+#[derive(Resource, Debug, Default)]
+pub struct LedgerInbox(Vec<(PeerId, LedgerMsg)>);
+
+impl LedgerInbox {
+    pub(crate) fn push(&mut self, from: PeerId, msg: LedgerMsg) {
+        if self.0.len() < LEDGER_INBOX_MAX {
+            self.0.push((from, msg));
+        }
+    }
+}
+
 fn load_wallet(cfg: &LedgerConfig) -> Wallet {
     let fresh = |identity: Identity| {
         ledger::Wallet::new(identity, cfg.committee.clone(), cfg.wallet.clone())
@@ -253,6 +271,7 @@ impl Plugin for LedgerPlugin {
             wallet.balance()
         );
         app.insert_resource(wallet)
+            .init_resource::<LedgerInbox>()
             .add_message::<SendPayment>()
             .add_message::<PaymentSettled>()
             .add_message::<PaymentReceived>()
@@ -265,14 +284,48 @@ impl Plugin for LedgerPlugin {
                 (MeshworkSystems::Receive, MeshworkSystems::Process).chain(),
             )
             .configure_sets(PostUpdate, MeshworkSystems::Send)
-            .add_systems(PreUpdate, receive_ledger.in_set(MeshworkSystems::Receive))
+            .add_systems(
+                PreUpdate,
+                (mesh_to_wallet, receive_ledger)
+                    .chain()
+                    .after(super::receive)
+                    .in_set(MeshworkSystems::Receive),
+            )
             .add_systems(PreUpdate, report_payments.in_set(MeshworkSystems::Process))
             .add_systems(
                 PostUpdate,
-                (send_payments, report_payments, transmit_ledger)
+                (
+                    send_payments,
+                    report_payments,
+                    transmit_ledger,
+                    wallet_to_mesh,
+                )
                     .chain()
+                    .before(super::send_requests)
                     .in_set(MeshworkSystems::Send),
             );
+    }
+}
+
+/// Ledger messages from the mesh become [`LedgerReceived`].
+fn mesh_to_wallet(mut inbox: ResMut<LedgerInbox>, mut received: MessageWriter<LedgerReceived>) {
+    for (from, msg) in inbox.0.drain(..) {
+        received.write(LedgerReceived { from, msg });
+    }
+}
+
+/// With a mesh node in the app, every [`LedgerTransmit`] is routed to its recipient.
+fn wallet_to_mesh(
+    time: Res<Time<Real>>,
+    node: Option<NonSendMut<super::MeshworkNode>>,
+    mut out: MessageReader<LedgerTransmit>,
+) {
+    let Some(mut node) = node else {
+        return;
+    };
+    let now = now_ms(&time);
+    for m in out.read() {
+        node.node.send_ledger(now, m.to, &m.msg);
     }
 }
 

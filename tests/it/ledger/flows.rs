@@ -310,3 +310,91 @@ fn reconfiguration_is_certified_and_carries_locks_over() {
         .handle_order(&release, &[])
         .expect("bond released after expiry");
 }
+
+#[test]
+fn a_session_bond_is_proven_offline_and_forfeited_on_a_referee_verdict() {
+    use meshwork::proto::ledger::{BondTerms, Evidence, SignedOrder, Verdict};
+    let mut net = Net::new(Fixture::new(4, 4));
+    let referees: Vec<_> = (0..3).map(|i| super::id(9, i)).collect();
+    let terms = BondTerms {
+        expiry: Epoch(50),
+        beneficiaries: Vec::new(),
+        referees: referees.iter().map(|r| r.public_key()).collect(),
+        referee_quorum: 2,
+        lottery: None,
+    };
+    net.wallet(0)
+        .lock_bond(0, Amount(400), Amount(1), terms.clone())
+        .expect("lock");
+    net.run();
+    assert_eq!(net.settled(), 1);
+    // The bond is not spendable balance, and the wallet proves it to anyone holding the
+    // committee.
+    assert_eq!(net.wallet(0).balance(), Amount(599));
+    let (id, _) = net
+        .wallet(0)
+        .bonds()
+        .map(|(id, c)| (*id, c.clone()))
+        .next()
+        .expect("a bond");
+    let proof = net.wallet(0).output_proof(&id).expect("proof");
+    let (proven, output) = proof.verify(&net.f.genesis.committee).expect("verifies");
+    assert_eq!(proven, id);
+    assert_eq!(output.bond.as_ref(), Some(&terms));
+    assert_eq!(output.amount, Amount(400));
+    // An escrow is not opened this way.
+    let mut lottery = terms.clone();
+    lottery.lottery = Some(meshwork::proto::ledger::ticket::LotteryTerms::new([1; 32]));
+    assert!(
+        net.wallet(0)
+            .lock_bond(0, Amount(1), Amount(0), lottery)
+            .is_err()
+    );
+    // One referee is not a quorum: the validators refuse the forfeit.
+    let case = [5; 32];
+    let one = Verdict {
+        bond: id,
+        case,
+        beneficiaries: Vec::new(),
+        signatures: vec![Verdict::sign(&referees[0], &id, &case)],
+    };
+    let weak = SignedOrder::forfeit(
+        Epoch(0),
+        proof.input().expect("input"),
+        Evidence::Verdict(one),
+    )
+    .expect("well-formed");
+    net.wallet(1)
+        .submit(0, weak, vec![proof.certificate.clone()])
+        .expect("submit");
+    net.run();
+    assert_eq!(net.settled(), 1, "one referee of three does not forfeit");
+    let w1 = net.f.users[1].peer_id();
+    assert!(
+        net.events
+            .iter()
+            .any(|(q, e)| *q == w1 && matches!(e, WalletEvent::Failed { .. }))
+    );
+    // Two of three: forfeited, and burned (the terms and the verdict name no beneficiaries).
+    let verdict = Verdict {
+        bond: id,
+        case,
+        beneficiaries: Vec::new(),
+        signatures: referees[..2]
+            .iter()
+            .map(|r| Verdict::sign(r, &id, &case))
+            .collect(),
+    };
+    let order = SignedOrder::forfeit(
+        Epoch(0),
+        proof.input().expect("input"),
+        Evidence::Verdict(verdict),
+    )
+    .expect("forfeit order");
+    net.wallet(2)
+        .submit(0, order, vec![proof.certificate.clone()])
+        .expect("submit");
+    net.run();
+    assert_eq!(net.settled(), 2, "the forfeit is certified");
+    assert_eq!(net.wallet(2).balance(), Amount(1_000));
+}

@@ -242,6 +242,50 @@ impl Wallet {
         self.pay_output(now_ms, escrow, fee)
     }
 
+    /// Lock `amount` as a bond of this wallet's own key under `terms` (burning `fee`): a normal
+    /// transfer to itself whose output carries the terms. Once settled the bond is one of
+    /// [`Wallet::bonds`] (never part of the balance); [`Wallet::output_proof`] proves it to
+    /// others offline.
+    pub fn lock_bond(
+        &mut self,
+        now_ms: u64,
+        amount: Amount,
+        fee: Amount,
+        terms: BondTerms,
+    ) -> Result<OrderDigest, LedgerError> {
+        terms.check_shape()?;
+        if terms.lottery.is_some() {
+            return Err(LedgerError::Malformed(
+                "an escrow is opened with open_escrow",
+            ));
+        }
+        let bond = Output {
+            owner: self.identity.public_key(),
+            amount,
+            bond: Some(terms),
+        };
+        self.pay_output(now_ms, bond, fee)
+    }
+
+    /// This wallet's bonds that are not escrows (live outputs it owns with bond terms), with
+    /// their creation certificates.
+    pub fn bonds(&self) -> impl Iterator<Item = (&OutputId, &Coin)> {
+        self.coins
+            .iter()
+            .filter(|(_, c)| c.output.bond.as_ref().is_some_and(|t| t.lottery.is_none()))
+    }
+
+    /// The offline proof of one of this wallet's outputs created by a certified order (`None`
+    /// for a genesis output or an output the wallet does not hold).
+    pub fn output_proof(&self, id: &OutputId) -> Option<super::OutputProof> {
+        let cert = self.coins.get(id)?.proof.as_ref()?;
+        let digest = cert.order.digest();
+        let index = (0..cert.order.outputs.len())
+            .filter_map(|i| u16::try_from(i).ok())
+            .find(|i| OutputId::new(&digest, *i) == *id)?;
+        Some(super::OutputProof::new(cert.clone(), index))
+    }
+
     /// Redeem a winning ticket paid to this wallet from `escrow_input` (the escrow's current
     /// output; `proof` is its creation certificate, e.g. from an
     /// [`OutputProof`](super::OutputProof), `None` for a genesis output), burning `fee` out of
