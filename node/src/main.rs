@@ -4,7 +4,10 @@
 //! overlay peers over real WebRTC links in this process, then prints what they did.
 //! `meshwork validator` runs a ledger validator over a crash-safe store (see `validator.rs`).
 //! With `--referees N`, N referee peers for the sandbox's sessions (`--referees-per-checkpoint`);
-//! `--cheaters C` makes the first C bot players claim tampered roots.
+//! `--cheaters C` makes the first C bot players claim tampered roots. With referees the node
+//! also runs the demo's ledger (the referees are its validators, a faucet pays newcomers, and
+//! players post session bonds on it; `--no-ledger` leaves it out: placeholder bonds; see
+//! `demo_ledger.rs`).
 //!
 //! ```text
 //! cargo run -p meshwork-node --release -- --players 3 --seconds 0
@@ -12,6 +15,7 @@
 //! cargo run -p meshwork-node --release -- validator --data-dir val0 --genesis genesis.bin
 //! ```
 
+mod demo_ledger;
 mod validator;
 mod web;
 
@@ -71,6 +75,9 @@ struct Args {
     /// of referees was seen to lose links over time; kept at the default until that is fixed.)
     #[arg(long, default_value_t = 24)]
     referee_links_max: usize,
+    /// Run the referees without the demo ledger (players then use placeholder session bonds).
+    #[arg(long)]
+    no_ledger: bool,
     /// Do not serve the browser build.
     #[arg(long)]
     no_web: bool,
@@ -162,13 +169,29 @@ fn main() -> ExitCode {
         }
         (None, None) => String::new(),
     };
+    let ledger = if args.referees > 0 && !args.no_ledger {
+        let seed = || {
+            let mut s = [0u8; 32];
+            meshwork::bevy::fill_random(&mut s);
+            s
+        };
+        match demo_ledger::DemoLedger::new(args.referees, seed) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                eprintln!("ledger: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        None
+    };
     let _web = if args.no_web {
         None
     } else {
-        start_web(&args, &url)
+        start_web(&args, &url, ledger.as_ref())
     };
     if args.players > 0 || args.referees > 0 {
-        run_players(&args, &url);
+        run_players(&args, &url, ledger.as_ref());
     } else if args.bots == 0 {
         if args.seconds == 0 {
             println!("running until interrupted (--players N adds sandbox bot players)");
@@ -196,7 +219,11 @@ fn main() -> ExitCode {
 }
 
 /// Serves the browser build if there is one, printing the URL to open.
-fn start_web(args: &Args, url: &str) -> Option<web::WebServer> {
+fn start_web(
+    args: &Args,
+    url: &str,
+    ledger: Option<&demo_ledger::DemoLedger>,
+) -> Option<web::WebServer> {
     let dir = args.web_dir.clone().unwrap_or_else(|| {
         let here = std::path::PathBuf::from("web");
         if web::has_build(&here) {
@@ -212,7 +239,22 @@ fn start_web(args: &Args, url: &str) -> Option<web::WebServer> {
         );
         return None;
     }
-    match web::WebServer::start(SocketAddr::new(args.signalling_bind, args.web_port), dir) {
+    // The ledger setup players need, next to the page (see `meshwork_sandbox::ledger`).
+    let extra = ledger
+        .map(|l| {
+            vec![(
+                meshwork_sandbox::ledger::SETUP_PATH
+                    .trim_start_matches('/')
+                    .to_string(),
+                l.setup.encode(),
+            )]
+        })
+        .unwrap_or_default();
+    match web::WebServer::start_with(
+        SocketAddr::new(args.signalling_bind, args.web_port),
+        dir,
+        extra,
+    ) {
         Ok(w) => {
             let page = format!("http://{}/?signalling={url}", w.addr());
             println!();
@@ -240,10 +282,13 @@ const CHROMIUM_FLAGS: [&str; 2] = [
     "--force-fieldtrials=WebRTC-ForceDtls13/Disabled/WebRTC-EnableDtlsPqc/Disabled/",
 ];
 
-/// A referee peer of sandbox sessions: a headless node with a session service.
+/// A referee peer of sandbox sessions: a headless node with a session service, and with the
+/// demo ledger one of its validators.
 struct RefereePeer {
     node: Node<MatchboxTransport>,
     next_announce_ms: u64,
+    validator: Option<meshwork::proto::ledger::Validator<meshwork::persist::RedbStore>>,
+    stats: demo_ledger::ValidatorStats,
 }
 
 /// How often a referee announces itself on the world topic.
@@ -251,11 +296,12 @@ const REFEREE_ANNOUNCE_MS: u64 = 2_000;
 
 /// Runs `--referees` referee peers and `--players` sandbox bot players (headless Bevy apps, the
 /// first `--cheaters` of them cheating) in this thread.
-fn run_players(args: &Args, url: &str) {
+fn run_players(args: &Args, url: &str, ledger: Option<&demo_ledger::DemoLedger>) {
     let start = Instant::now();
     let now = || u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
     let mut apps = Vec::new();
     let mut referees: Vec<RefereePeer> = Vec::new();
+    let mut faucet: Option<demo_ledger::Faucet> = None;
     println!(
         "{} referees and {} sandbox bot players ({} cheating) joining {url}{}",
         args.referees,
@@ -268,34 +314,44 @@ fn run_players(args: &Args, url: &str) {
         }
     );
     let mut next_report = Duration::from_secs(10);
-    let mut seed_state = u64::from(std::process::id()) ^ 0x5851_f42d_4c95_7f2d;
     let mut pool_set = false;
     while args.seconds == 0 || start.elapsed() < Duration::from_secs(args.seconds) {
         let t = now();
         // Join one by one, so the signalling server introduces each to the ones before:
         // referees first (sessions wait for them), then the players.
-        let joined = (referees.len() + apps.len()) as u64;
+        let joined = (referees.len() + usize::from(faucet.is_some()) + apps.len()) as u64;
         if t >= 300 * joined {
             if referees.len() < args.referees {
-                let mut seed = [0u8; 32];
-                for chunk in seed.chunks_mut(8) {
-                    seed_state ^= seed_state << 13;
-                    seed_state ^= seed_state >> 7;
-                    seed_state ^= seed_state << 17;
-                    chunk.copy_from_slice(&seed_state.to_le_bytes());
-                }
-                let identity = Identity::from_seed(seed);
+                let i = referees.len();
+                let identity = match ledger {
+                    Some(l) => l.referees[i].clone(),
+                    None => {
+                        let mut seed = [0u8; 32];
+                        meshwork::bevy::fill_random(&mut seed);
+                        Identity::from_seed(seed)
+                    }
+                };
+                let validator = match ledger.map(|l| l.validator(i)).transpose() {
+                    Ok(v) => v,
+                    Err(e) => {
+                        eprintln!("validator: {e}");
+                        return;
+                    }
+                };
                 match meshwork_sandbox::session::referee_service(identity.clone()) {
                     Ok(service) => {
                         let cfg = OverlayConfig {
                             links_max: args.referee_links_max,
                             ..OverlayConfig::default()
                         };
+                        let seed = identity.seed();
                         let overlay = Overlay::new(identity, cfg, t, seed);
                         let transport = MatchboxTransport::new(MatchboxConfig::new(url));
                         referees.push(RefereePeer {
                             node: Node::new(overlay, transport).with_session(service),
                             next_announce_ms: t + 1_000,
+                            validator,
+                            stats: demo_ledger::ValidatorStats::default(),
                         });
                     }
                     Err(e) => {
@@ -303,11 +359,24 @@ fn run_players(args: &Args, url: &str) {
                         return;
                     }
                 }
+            } else if let Some(l) = ledger.filter(|_| faucet.is_none()) {
+                let overlay = Overlay::new(
+                    l.faucet.clone(),
+                    OverlayConfig::default(),
+                    t,
+                    l.faucet.seed(),
+                );
+                let transport = MatchboxTransport::new(MatchboxConfig::new(url));
+                faucet = Some(demo_ledger::Faucet::new(
+                    Node::new(overlay, transport),
+                    l.faucet_wallet(),
+                ));
             } else if apps.len() < args.players {
                 let cheat = apps.len() < args.cheaters;
                 apps.push(meshwork_sandbox::bot_app_with(
                     meshwork_sandbox::matchbox_config(url),
                     cheat,
+                    ledger.map(|l| l.setup.clone()),
                 ));
             }
         }
@@ -332,8 +401,15 @@ fn run_players(args: &Args, url: &str) {
                 }
             }
         }
+        if let Some(f) = faucet.as_mut() {
+            f.tick(t);
+        }
         for r in &mut referees {
-            r.node.tick(t);
+            for ev in r.node.tick(t) {
+                if let (NodeEvent::Ledger { origin, msg }, Some(v)) = (ev, r.validator.as_mut()) {
+                    demo_ledger::validate(&mut r.node, v, &mut r.stats, t, origin, msg);
+                }
+            }
             if t >= r.next_announce_ms && r.node.overlay.linked_peers().next().is_some() {
                 r.next_announce_ms = t + REFEREE_ANNOUNCE_MS;
                 let key = r.node.overlay.identity().public_key();
@@ -352,15 +428,29 @@ fn run_players(args: &Args, url: &str) {
         }
         if start.elapsed() >= next_report {
             next_report += Duration::from_secs(10);
-            report_players(&mut apps, &referees);
+            report_players(&mut apps, &referees, faucet.as_ref());
         }
         std::thread::sleep(Duration::from_millis(8));
     }
     println!("final:");
-    report_players(&mut apps, &referees);
+    report_players(&mut apps, &referees, faucet.as_ref());
 }
 
-fn report_players(apps: &mut [meshwork_sandbox::BevyApp], referees: &[RefereePeer]) {
+fn report_players(
+    apps: &mut [meshwork_sandbox::BevyApp],
+    referees: &[RefereePeer],
+    faucet: Option<&demo_ledger::Faucet>,
+) {
+    if let Some(f) = faucet {
+        let (votes, forfeits, refused) = referees.iter().fold((0, 0, 0), |(v, f, r), p| {
+            (v + p.stats.votes, f + p.stats.forfeits, r + p.stats.refused)
+        });
+        println!(
+            "ledger: {} validators voted for {votes} orders ({forfeits} forfeits of bonds), refused {refused}; the faucet paid {} grants",
+            referees.len(),
+            f.grants
+        );
+    }
     if !referees.is_empty() {
         let duties: u64 = referees
             .iter()
@@ -382,7 +472,7 @@ fn report_players(apps: &mut [meshwork_sandbox::BevyApp], referees: &[RefereePee
         let play = app.world().resource::<meshwork_sandbox::session::Play>();
         let peers = app.world().resource::<meshwork::bevy::Peers>();
         println!(
-            "player {}: {} links, {} in session, {} blocks, balance {}, finalised height {} ({} checkpoints, last {} ms), {} cheats caught, {} banned, {} avatar steps of others{}",
+            "player {}: {} links, {} in session, {} blocks, balance {}, finalised height {} ({} checkpoints, last {} ms), {} cheats caught, {} banned, {} avatar steps of others, {}, {} bonds forfeited{}",
             game.me.short(),
             peers.linked.len(),
             play.roster.len(),
@@ -394,6 +484,12 @@ fn report_players(apps: &mut [meshwork_sandbox::BevyApp], referees: &[RefereePee
             play.cheats_caught,
             play.banned.len(),
             play.avatar_steps,
+            match (&play.bonds.setup, &play.bonds.mine) {
+                (None, _) => "placeholder bond".to_string(),
+                (Some(_), Some(b)) => format!("bond {}", b.output.amount.0),
+                (Some(_), None) => "no bond".to_string(),
+            },
+            play.bonds.forfeited,
             if play.status.is_empty() {
                 String::new()
             } else {

@@ -28,11 +28,17 @@ pub struct WebServer {
 }
 
 impl WebServer {
-    /// Binds `bind` and serves `dir` on a background thread.
-    pub fn start(bind: SocketAddr, dir: PathBuf) -> std::io::Result<Self> {
+    /// Binds `bind` and serves `dir` on a background thread, and `extra` (relative path,
+    /// bytes) from memory ahead of the files.
+    pub fn start_with(
+        bind: SocketAddr,
+        dir: PathBuf,
+        extra: Vec<(String, Vec<u8>)>,
+    ) -> std::io::Result<Self> {
         let listener = TcpListener::bind(bind)?;
         let addr = listener.local_addr()?;
         let dir = Arc::new(dir);
+        let extra = Arc::new(extra);
         let live = Arc::new(AtomicUsize::new(0));
         std::thread::Builder::new()
             .name("web".into())
@@ -42,12 +48,12 @@ impl WebServer {
                         continue;
                     }
                     live.fetch_add(1, Ordering::Relaxed);
-                    let (dir, live) = (dir.clone(), live.clone());
+                    let (dir, live, extra) = (dir.clone(), live.clone(), extra.clone());
                     let spawned =
                         std::thread::Builder::new()
                             .name("web-conn".into())
                             .spawn(move || {
-                                let _ = serve(stream, &dir);
+                                let _ = serve(stream, &dir, &extra);
                                 live.fetch_sub(1, Ordering::Relaxed);
                             });
                     if spawned.is_err() {
@@ -69,7 +75,7 @@ pub fn has_build(dir: &Path) -> bool {
     dir.join(BUILD_MARKER).is_file()
 }
 
-fn serve(mut stream: TcpStream, dir: &Path) -> std::io::Result<()> {
+fn serve(mut stream: TcpStream, dir: &Path, extra: &[(String, Vec<u8>)]) -> std::io::Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
     stream.set_write_timeout(Some(Duration::from_secs(30)))?;
     let mut head = Vec::with_capacity(1024);
@@ -94,7 +100,11 @@ fn serve(mut stream: TcpStream, dir: &Path) -> std::io::Result<()> {
     let Some(rel) = resolve(target) else {
         return respond(&mut stream, 404, "text/plain", b"not found");
     };
-    match std::fs::read(dir.join(&rel)) {
+    let from_memory = extra
+        .iter()
+        .find(|(p, _)| *p == rel)
+        .map(|(_, b)| b.clone());
+    match from_memory.map_or_else(|| std::fs::read(dir.join(&rel)), Ok) {
         Ok(body) => {
             let body = if method == "HEAD" { Vec::new() } else { body };
             respond(&mut stream, 200, content_type(&rel), &body)
@@ -184,8 +194,12 @@ mod tests {
         std::fs::create_dir_all(dir.join("pkg")).expect("temp dir");
         std::fs::write(dir.join("index.html"), b"<p>hi</p>").expect("write");
         std::fs::write(dir.join("pkg/a.wasm"), b"\0asm").expect("write");
-        let server =
-            WebServer::start("127.0.0.1:0".parse().expect("addr"), dir.clone()).expect("binds");
+        let server = WebServer::start_with(
+            "127.0.0.1:0".parse().expect("addr"),
+            dir.clone(),
+            vec![("ledger.bin".into(), b"setup".to_vec())],
+        )
+        .expect("binds");
         let get = |target: &str| {
             let mut s = TcpStream::connect(server.addr()).expect("connects");
             write!(s, "GET {target} HTTP/1.1\r\nHost: x\r\n\r\n").expect("writes");
@@ -200,6 +214,11 @@ mod tests {
         assert!(wasm.contains("Content-Type: application/wasm"), "{wasm}");
         assert!(get("/../Cargo.toml").starts_with("HTTP/1.1 404"));
         assert!(get("/missing.js").starts_with("HTTP/1.1 404"));
+        let setup = get("/ledger.bin");
+        assert!(
+            setup.starts_with("HTTP/1.1 200") && setup.ends_with("setup"),
+            "{setup}"
+        );
         let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -2,7 +2,9 @@
 //! signalling server, 6 referee peers (4 per checkpoint) and 4 bot players, one of them claiming
 //! tampered roots. The honest bots must finalise checkpoints through the referees, agree on the
 //! world, know the cheater is banned (at least one having caught it itself), and see the other bots' avatars walk in confirmed GGRS
-//! frames; the cheater must finalise nothing.
+//! frames; the cheater must finalise nothing. With the demo ledger: every bot gets its grant
+//! from the faucet and posts a session bond on the referees' validators, and the cheater's bond
+//! is forfeited there on the referees' verdict.
 
 use std::process::Command;
 
@@ -34,7 +36,7 @@ fn bots_finalise_checkpoints_and_the_cheater_is_caught() {
         .nth(1)
         .unwrap_or_else(|| panic!("no final report:\n{stdout}"));
     // "player <id>: L links, R in session, B blocks, balance X, finalised height H (C checkpoints, ...), K cheats caught"
-    let players: Vec<(u64, u64, u64, u64, u64)> = fin
+    let players: Vec<(u64, u64, u64, u64, u64, u64)> = fin
         .lines()
         .filter(|l| l.starts_with("player "))
         .map(|l| {
@@ -52,6 +54,7 @@ fn bots_finalise_checkpoints_and_the_cheater_is_caught() {
                 num(" blocks"),
                 num(" avatar steps of others"),
                 num(" banned"),
+                num(" bonds forfeited"),
             )
         })
         .collect();
@@ -65,7 +68,38 @@ fn bots_finalise_checkpoints_and_the_cheater_is_caught() {
         honest.iter().any(|p| p.1 >= 1),
         "no honest bot saw the cheat:\n{fin}"
     );
-    for (checkpoints, _, _, steps, banned) in honest {
+    for l in fin.lines().filter(|l| l.starts_with("player ")) {
+        assert!(
+            l.contains(", bond 100,"),
+            "a bot without a session bond: {l}"
+        );
+    }
+    assert!(
+        honest.iter().any(|p| p.5 >= 1),
+        "no honest bot forfeited the cheater's bond:\n{fin}"
+    );
+    // "ledger: 6 validators voted for N orders (F forfeits of bonds), refused R; the faucet paid G grants"
+    let ledger = fin
+        .lines()
+        .find(|l| l.starts_with("ledger: "))
+        .unwrap_or_else(|| panic!("no ledger line:\n{fin}"));
+    let after = |what: &str| -> u64 {
+        let i = ledger
+            .find(what)
+            .unwrap_or_else(|| panic!("{what} in {ledger}"))
+            + what.len();
+        ledger[i..]
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("number after {what} in {ledger}"))
+    };
+    assert!(
+        after("(") >= 5,
+        "validators saw no forfeit quorum: {ledger}"
+    );
+    assert!(after("faucet paid ") >= 4, "grants missing: {ledger}");
+    for (checkpoints, _, _, steps, banned, _) in honest {
         assert!(
             *checkpoints >= 5,
             "an honest bot finalised too little:\n{fin}"

@@ -6,6 +6,7 @@ use meshwork::bevy::{IdentitySource, TransportConfig};
 use meshwork::transport::matchbox::MatchboxConfig;
 
 pub use crate::game::{ActionApplied, Game, SandboxPlugin, SandboxSystems, TakeAction};
+use crate::ledger::LedgerSetup;
 pub use bevy::app::App as BevyApp;
 
 /// The signalling room URL the node's embedded server offers by default.
@@ -23,15 +24,19 @@ pub fn matchbox_config(signalling_url: &str) -> MeshworkConfig {
 /// A headless bot player: `MinimalPlugins`, Meshwork over `config`, the sandbox as a bot. Drive
 /// it with `App::update`.
 pub fn bot_app(config: MeshworkConfig) -> App {
-    bot_app_with(config, false)
+    bot_app_with(config, false, None)
 }
 
 /// A headless bot player that claims tampered roots at every checkpoint when `cheat` (what
-/// referees must catch).
-pub fn bot_app_with(config: MeshworkConfig, cheat: bool) -> App {
+/// referees must catch), with session bonds on `ledger` if given.
+pub fn bot_app_with(config: MeshworkConfig, cheat: bool, ledger: Option<LedgerSetup>) -> App {
     let mut app = App::new();
     app.add_plugins(MinimalPlugins)
         .add_plugins(MeshworkPlugin::new(config))
-        .add_plugins(SandboxPlugin { bot: true, cheat });
+        .add_plugins(SandboxPlugin {
+            bot: true,
+            cheat,
+            ledger,
+        });
     app
 }

@@ -164,25 +164,45 @@ pub enum SandboxSystems {
 
 /// The game's headless systems. Needs `MeshworkPlugin` built with its `ggrs` feature (and, for
 /// a player, `SandboxWindowPlugin`).
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct SandboxPlugin {
     /// Run as a bot player (wanders and builds on its own).
     pub bot: bool,
     /// Claim tampered roots at checkpoints (a cheating player, for the demo and its tests).
     pub cheat: bool,
+    /// The deployment's ledger: with it the plugin adds a `LedgerPlugin` wallet under the
+    /// mesh identity, and sessions need session bonds on the ledger (see `crate::bonds`);
+    /// without it, placeholder bonds.
+    pub ledger: Option<crate::ledger::LedgerSetup>,
 }
 
 impl Plugin for SandboxPlugin {
     fn build(&self, app: &mut App) {
         let me = app.world().resource::<LocalPeer>().peer_id;
         let game = Game::new(me, self.bot);
+        let mut play = Play::default();
+        if let Some(setup) = &self.ledger {
+            // The wallet's key is the mesh identity: payments and certificates for it are
+            // routed to this peer.
+            let seed = app
+                .world()
+                .non_send::<meshwork::bevy::MeshworkNode>()
+                .node
+                .overlay
+                .identity()
+                .seed();
+            app.add_plugins(LedgerPlugin::new(
+                LedgerConfig::new(setup.committee().clone()).with_seed(seed),
+            ));
+            play.bonds.setup = Some(setup.clone());
+        }
         if let Ok(world) = &game.world {
             app.add_plugins(ContractStatePlugin::<PlacedBlock>::new(
                 world.world_contract(),
             ));
         }
         app.insert_resource(game)
-            .init_resource::<Play>()
+            .insert_resource(play)
             .init_resource::<Inbox>()
             .insert_resource(CheatFlag(self.cheat))
             .add_message::<TakeAction>()
@@ -204,6 +224,7 @@ impl Plugin for SandboxPlugin {
                     take_actions,
                     crate::session::outcomes,
                     crate::session::play_session,
+                    crate::bonds::upkeep,
                     publish_presence,
                     publish_state,
                 )
@@ -274,7 +295,19 @@ fn receive(
             } => {
                 crate::session::heard_referee(&mut play, p.origin, key, per_checkpoint, now);
             }
-            SandboxMsg::Propose(_) | SandboxMsg::Bans(_) => {}
+            SandboxMsg::Bond(proof) => {
+                // Only the owner publishes its bond (its peer id is the owner key's hash).
+                let owner = proof.output().map(|(_, o)| o.owner);
+                match owner {
+                    Ok(owner) if PeerId::from_public_key(&owner) == p.origin => {
+                        if let Err(e) = play.bonds.heard(owner, &proof, now) {
+                            debug!("bond from {} refused: {e}", p.origin.short());
+                        }
+                    }
+                    _ => debug!("bond from {} is not its own: refused", p.origin.short()),
+                }
+            }
+            SandboxMsg::Propose(_) | SandboxMsg::Bans(_) | SandboxMsg::Grant { .. } => {}
         }
     }
     for m in received.read() {

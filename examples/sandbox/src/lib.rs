@@ -9,15 +9,18 @@
 //!   `window` feature to leave rendering out.
 //!
 //! [`world`] is the contract side, [`input`] the GGRS input and the avatars' rollback
-//! simulation, [`net`] the messages (these three without Bevy); with the `game` feature, `game`
-//! the headless systems, `session` the sessions; `window` (feature `window`) the rendering and
-//! input.
+//! simulation, [`net`] the messages, [`ledger`] the session bond rules (these four without
+//! Bevy); with the `game` feature, `game` the headless systems, `session` the sessions, `bonds`
+//! the session bonds on the ledger; `window` (feature `window`) the rendering and input.
 
+#[cfg(feature = "game")]
+pub mod bonds;
 #[cfg(feature = "game")]
 pub mod bot;
 #[cfg(feature = "game")]
 pub mod game;
 pub mod input;
+pub mod ledger;
 pub mod net;
 #[cfg(feature = "game")]
 pub mod session;

@@ -6,7 +6,7 @@
 
 use meshwork::proto::contract::StateRoot;
 use meshwork::proto::identity::{PeerId, PublicKey};
-use meshwork::proto::ledger::Verdict;
+use meshwork::proto::ledger::{OutputProof, Verdict};
 use meshwork::proto::referee::{CheckpointDigest, Member, ROSTER_MAX};
 use meshwork::proto::session::{SNAPSHOT_CONTRACTS_MAX, Snapshot};
 use meshwork::proto::wire;
@@ -34,6 +34,9 @@ pub struct Ban {
     pub player: PublicKey,
     /// The referees' verdict against its session bond.
     pub verdict: Verdict,
+    /// The bond's proof, where bonds are ledger outputs (the verdict is checked against its
+    /// terms); `None` with placeholder bonds.
+    pub bond: Option<OutputProof>,
 }
 
 /// A session proposal: who plays, judged by whom, from which finalised state. Every member
@@ -56,6 +59,9 @@ pub struct Proposal {
     pub snapshot: Snapshot,
     /// Players the proposer knows were caught cheating (so a newcomer never proposes them).
     pub bans: Vec<Ban>,
+    /// Where bonds are ledger outputs: each member's bond proof, in member order (empty with
+    /// placeholder bonds).
+    pub bonds: Vec<OutputProof>,
 }
 
 /// A sandbox message.
@@ -87,6 +93,14 @@ pub enum SandboxMsg {
     Propose(Box<Proposal>),
     /// The answer to a proposal that names players caught cheating: their verdicts.
     Bans(Vec<Ban>),
+    /// A player's session bond (published on the world topic now and then): only a player
+    /// whose bond checks out is proposed.
+    Bond(Box<OutputProof>),
+    /// A newcomer asks the faucet (sent to its peer id) for its grant, paid to `key`.
+    Grant {
+        /// Whom to pay (the sender's key: its peer id must be the sender's).
+        key: PublicKey,
+    },
 }
 
 /// Why a message was refused.
@@ -121,6 +135,9 @@ impl SandboxMsg {
                     return Err(NetError::Bounds("too many contracts"));
                 }
                 check_bans(&p.bans)?;
+                if !p.bonds.is_empty() && p.bonds.len() != p.members.len() {
+                    return Err(NetError::Bounds("one bond per member"));
+                }
             }
             Self::Bans(bans) => {
                 if bans.is_empty() {
@@ -128,7 +145,7 @@ impl SandboxMsg {
                 }
                 check_bans(bans)?;
             }
-            Self::Referee { .. } => {}
+            Self::Referee { .. } | Self::Bond(_) | Self::Grant { .. } => {}
             Self::Presence {
                 x_milli,
                 y_milli,
@@ -200,6 +217,7 @@ mod tests {
                 contracts: Vec::new(),
             },
             bans: Vec::new(),
+            bonds: Vec::new(),
         }));
         assert!(matches!(
             SandboxMsg::decode(&empty.encode()),
@@ -222,6 +240,7 @@ mod tests {
                 beneficiaries: Vec::new(),
                 signatures: Vec::new(),
             },
+            bond: None,
         };
         let bans = SandboxMsg::Bans(vec![ban.clone()]);
         assert_eq!(SandboxMsg::decode(&bans.encode()).expect("valid"), bans);

@@ -194,9 +194,44 @@ pub struct Play {
     /// When a frame was last confirmed (or the session started).
     progress_ms: u64,
     last_proposal_ms: Option<u64>,
+    /// The ledger side: the setup, verified bonds, ours, forfeits.
+    pub bonds: crate::bonds::Bonds,
 }
 
 impl Play {
+    /// The referee pool as we hear it at `now`: live referees announcing the deployment's
+    /// referees per checkpoint (what most announce), leaving out `exclude`; with that number.
+    pub(crate) fn pool_without(
+        &self,
+        now: u64,
+        exclude: &BTreeSet<PublicKey>,
+    ) -> (Vec<PublicKey>, u8) {
+        let live: Vec<(PublicKey, u8)> = self
+            .referees
+            .iter()
+            .filter(|(k, (seen, _))| {
+                !exclude.contains(k) && now.saturating_sub(*seen) <= REFEREE_TIMEOUT_MS
+            })
+            .map(|(k, (_, n))| (*k, *n))
+            .collect();
+        let per_checkpoint = panel_size(live.iter().map(|(_, n)| *n));
+        let referees = live
+            .iter()
+            .filter(|(_, n)| *n == per_checkpoint)
+            .map(|(k, _)| *k)
+            .collect();
+        (referees, per_checkpoint)
+    }
+
+    /// The referee pool session bonds name (empty until enough referees are heard).
+    pub(crate) fn pool(&self, now: u64) -> Vec<PublicKey> {
+        let (pool, per_checkpoint) = self.pool_without(now, &BTreeSet::new());
+        if pool.len() < usize::from(per_checkpoint) {
+            return Vec::new();
+        }
+        pool
+    }
+
     /// Whether GGRS is running our session.
     pub fn running(&self) -> bool {
         self.ggrs
@@ -339,6 +374,22 @@ fn panel_size(announced: impl Iterator<Item = u8>) -> u8 {
 /// by more than two thirds of the whole panel, which is at least that many.) Signatures of
 /// referees we have not heard of are not counted.
 pub(crate) fn check_ban(play: &Play, ban: &Ban) -> bool {
+    if let Some(setup) = &play.bonds.setup {
+        // A ledger bond: the verdict must forfeit it under its own terms (which name the
+        // referees and the quorum; a bond naming others could never be forfeited, and no
+        // proposer takes it).
+        let Some(proof) = &ban.bond else {
+            return false;
+        };
+        return proof.verify(setup.committee()).is_ok_and(|(id, output)| {
+            id == ban.verdict.bond
+                && output.owner == ban.player
+                && output
+                    .bond
+                    .as_ref()
+                    .is_some_and(|t| t.referee_quorum > 0 && ban.verdict.verify(t).is_ok())
+        });
+    }
     if ban.verdict.bond != placeholder_bond(&ban.player) {
         return false;
     }
@@ -385,10 +436,18 @@ pub(crate) fn learn_bans(play: &mut Play, bans: &[Ban]) -> usize {
 }
 
 /// The candidates for the session: players heard lately (not banned) and us, lowest ids first.
+/// Where bonds are ledger outputs, only players whose session bond checks out against the
+/// referee pool (and we only once ours has settled).
 fn candidates(game: &Game, play: &Play, now: u64) -> Vec<(PeerId, PublicKey, u64)> {
     let Some(me) = play.key else {
         return Vec::new();
     };
+    let pool = if play.bonds.on_ledger() {
+        play.pool(now)
+    } else {
+        Vec::new()
+    };
+    let bonded = |k: &PublicKey| !play.bonds.on_ledger() || play.bonds.bond_of(k, &pool).is_some();
     let mut c: Vec<(PeerId, PublicKey, u64)> = game
         .avatars
         .iter()
@@ -396,8 +455,11 @@ fn candidates(game: &Game, play: &Play, now: u64) -> Vec<(PeerId, PublicKey, u64
             !play.banned.contains_key(p) && now.saturating_sub(a.seen_ms) <= HEARD_TIMEOUT_MS
         })
         .filter_map(|(p, a)| a.key.map(|k| (*p, k, a.height)))
+        .filter(|(_, k, _)| bonded(k))
         .collect();
-    c.push((game.me, me, game.height));
+    if bonded(&me) {
+        c.push((game.me, me, game.height));
+    }
     c.sort_by_key(|(p, ..)| *p);
     c.truncate(ROSTER_MAX);
     c
@@ -446,7 +508,11 @@ fn maybe_propose(now: u64, game: &Game, play: &mut Play) -> Option<Proposal> {
     }
     if proposer != Some(game.me) || !cands.iter().any(|(p, ..)| *p == game.me) {
         if play.session.is_none() {
-            play.status = "waiting for a session proposal".into();
+            play.status = if play.bonds.on_ledger() && play.bonds.mine.is_none() {
+                "waiting for our session bond to settle".into()
+            } else {
+                "waiting for a session proposal".into()
+            };
         }
         return None;
     }
@@ -461,20 +527,7 @@ fn maybe_propose(now: u64, game: &Game, play: &mut Play) -> Option<Proposal> {
         return None;
     }
     let in_roster: BTreeSet<PublicKey> = cands.iter().map(|(_, k, _)| *k).collect();
-    let live: Vec<(PublicKey, u8)> = play
-        .referees
-        .iter()
-        .filter(|(k, (seen, _))| {
-            !in_roster.contains(k) && now.saturating_sub(*seen) <= REFEREE_TIMEOUT_MS
-        })
-        .map(|(k, (_, n))| (*k, *n))
-        .collect();
-    let per_checkpoint = panel_size(live.iter().map(|(_, n)| *n));
-    let referees: Vec<PublicKey> = live
-        .iter()
-        .filter(|(_, n)| *n == per_checkpoint)
-        .map(|(k, _)| *k)
-        .collect();
+    let (referees, per_checkpoint) = play.pool_without(now, &in_roster);
     if referees.len() < usize::from(per_checkpoint) {
         play.status = format!(
             "waiting for referees: {} of {per_checkpoint} heard",
@@ -484,14 +537,28 @@ fn maybe_propose(now: u64, game: &Game, play: &mut Play) -> Option<Proposal> {
     }
     let finalised = game.finalised.as_ref()?;
     play.last_proposal_ms = Some(now);
-    let proposal = Proposal {
-        members: cands
-            .iter()
-            .map(|(_, k, _)| Member {
+    // Bonds: the ledger outputs candidates showed us (every candidate has one, see
+    // `candidates`), or placeholders.
+    let pool = play.pool(now);
+    let mut members = Vec::with_capacity(cands.len());
+    let mut bonds = Vec::new();
+    for (_, k, _) in &cands {
+        if play.bonds.on_ledger() {
+            let b = play.bonds.bond_of(k, &pool)?;
+            members.push(Member {
+                key: *k,
+                bond: b.id,
+            });
+            bonds.push(b.proof.clone());
+        } else {
+            members.push(Member {
                 key: *k,
                 bond: placeholder_bond(k),
-            })
-            .collect(),
+            });
+        }
+    }
+    let proposal = Proposal {
+        members,
         referees,
         per_checkpoint,
         parent: game.parent,
@@ -499,6 +566,7 @@ fn maybe_propose(now: u64, game: &Game, play: &mut Play) -> Option<Proposal> {
         root: finalised.root(),
         snapshot: Snapshot::of(finalised.host()),
         bans: play.banned.values().take(BANS_MAX).cloned().collect(),
+        bonds,
     };
     Some(proposal)
 }
@@ -536,6 +604,25 @@ fn accept(
     if p.referees.iter().any(|r| keys.binary_search(r).is_ok()) {
         return Err("a member is listed as a referee".into());
     }
+    let session_bonds = if play.bonds.on_ledger() {
+        if p.bonds.len() != p.members.len() {
+            return Err("a member without a bond proof".into());
+        }
+        let mut bonds = BTreeMap::new();
+        for (m, proof) in p.members.iter().zip(&p.bonds) {
+            let id = play
+                .bonds
+                .check(proof, &m.key, &p.referees)
+                .map_err(|e| format!("{}: {e}", PeerId::from_public_key(&m.key).short()))?;
+            if id != m.bond {
+                return Err("a member's bond is not the one proven".into());
+            }
+            bonds.insert(id, proof.clone());
+        }
+        bonds
+    } else {
+        BTreeMap::new()
+    };
     if p.first_frame < game.height {
         return Err(format!(
             "it starts at frame {}, behind our finalised {}",
@@ -610,6 +697,7 @@ fn accept(
         info!("{again} of our actions were not finalised before the roster changed: queued again");
     }
     play.session = Some(session);
+    play.bonds.session = session_bonds;
     play.roster = roster;
     play.ggrs = Some(ggrs);
     play.handle = handle;
@@ -975,6 +1063,7 @@ pub(crate) fn outcomes(
         let ban = Ban {
             player: c.player,
             verdict: c.verdict.clone(),
+            bond: play.bonds.session.get(&c.bond).cloned(),
         };
         if play.banned.len() < BANNED_MAX && play.banned.insert(peer, ban).is_none() {
             play.cheats_caught += 1;
@@ -1107,6 +1196,7 @@ mod tests {
                     .map(|r| Verdict::sign(r, &bond, &[9; 32]))
                     .collect(),
             },
+            bond: None,
         }
     }
 

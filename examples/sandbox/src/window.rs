@@ -38,6 +38,8 @@ pub struct WindowOptions {
     pub signalling_url: String,
     /// The browser canvas to draw into (`None` natively).
     pub canvas: Option<String>,
+    /// The deployment's ledger (session bonds on it), if the node offered one.
+    pub ledger: Option<crate::ledger::LedgerSetup>,
 }
 
 /// The windowed player: `DefaultPlugins` with a window, Meshwork over matchbox, the sandbox, and
@@ -59,7 +61,10 @@ pub fn player_app(options: &WindowOptions) -> App {
     .add_plugins(MeshworkPlugin::new(crate::matchbox_config(
         &options.signalling_url,
     )))
-    .add_plugins(SandboxPlugin::default())
+    .add_plugins(SandboxPlugin {
+        ledger: options.ledger.clone(),
+        ..default()
+    })
     .add_plugins(SandboxWindowPlugin);
     app
 }
@@ -439,8 +444,14 @@ fn hud(
     };
     let frames = play.confirmed_frames();
     let ledger = match wallet {
-        Some(w) => format!("{}", w.balance().0),
-        None => "not connected (placeholder)".into(),
+        Some(w) => {
+            let bond = match &play.bonds.mine {
+                Some(b) => format!("bond {} locked", b.output.amount.0),
+                None => "no session bond yet".into(),
+            };
+            format!("{} ({bond})", w.balance().0)
+        }
+        None => "none: this node runs no ledger (placeholder bonds)".into(),
     };
     let mut s = String::with_capacity(800);
     s.push_str(&format!("MESHWORK SANDBOX   you: {}\n\n", game.me.short()));
@@ -472,12 +483,13 @@ fn hud(
         None => s.push_str(&format!("session: none ({})\n", play.status)),
     }
     s.push_str(&format!(
-        "finalised: frame {} ({} checkpoints{})\ncheats caught: {}\n",
+        "finalised: frame {} ({} checkpoints{})\ncheats caught: {}, bonds forfeited: {}\n",
         game.height,
         play.finalised,
         play.finality_ms
             .map_or(String::new(), |m| format!(", last in {m} ms")),
-        play.cheats_caught
+        play.cheats_caught,
+        play.bonds.forfeited
     ));
     s.push_str(&format!("world root: {root}... at frame {frames}\n"));
     if let Some(o) = &game.last_outcome {
@@ -495,7 +507,9 @@ fn hud(
 
 /// In the browser, a summary of the game for the page and the browser test, as JSON in
 /// `globalThis.meshworkState`: `{"peer", "links", "synced", "balance", "root", "blocks": [[x, y,
-/// kind], ...], "final_blocks": [...], "height", "finalised", "cheats", "roster", "status"}`
+/// kind], ...], "final_blocks": [...], "height", "finalised", "cheats", "roster", "status",
+/// "wallet" (ledger balance, -1 without a ledger), "bond" (our session bond, 0 if none),
+/// "forfeited" (cheaters' bonds we forfeited)}`
 /// (`blocks`: as of the last confirmed frame; `final_blocks`: as of the last finalised
 /// checkpoint). Refreshed four times a second.
 #[cfg(target_arch = "wasm32")]
@@ -504,6 +518,7 @@ fn expose_state(
     game: Res<Game>,
     play: Res<crate::session::Play>,
     peers: Res<Peers>,
+    wallet: Option<Res<meshwork::bevy::ledger::Wallet>>,
     mut last_ms: Local<u128>,
 ) {
     let now = time.elapsed().as_millis();
@@ -524,7 +539,7 @@ fn expose_state(
     };
     let final_blocks = game.finalised.as_ref().map(list).unwrap_or_default();
     let json = format!(
-        r#"{{"peer":"{}","links":{},"synced":{},"balance":{},"root":"{root}","blocks":[{blocks}],"final_blocks":[{final_blocks}],"height":{},"finalised":{},"cheats":{},"roster":{},"status":"{}"}}"#,
+        r#"{{"peer":"{}","links":{},"synced":{},"balance":{},"root":"{root}","blocks":[{blocks}],"final_blocks":[{final_blocks}],"height":{},"finalised":{},"cheats":{},"roster":{},"status":"{}","wallet":{},"bond":{},"forfeited":{}}}"#,
         game.me,
         peers.linked.len(),
         play.running(),
@@ -534,6 +549,9 @@ fn expose_state(
         play.cheats_caught,
         play.roster.len(),
         play.status.replace('"', "'"),
+        wallet.map_or(-1, |w| i128::from(w.balance().0)),
+        play.bonds.mine.as_ref().map_or(0, |b| b.output.amount.0),
+        play.bonds.forfeited,
     );
     let _ = js_sys::Reflect::set(
         &js_sys::global(),

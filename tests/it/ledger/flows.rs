@@ -398,3 +398,23 @@ fn a_session_bond_is_proven_offline_and_forfeited_on_a_referee_verdict() {
     assert_eq!(net.settled(), 2, "the forfeit is certified");
     assert_eq!(net.wallet(2).balance(), Amount(1_000));
 }
+
+#[test]
+fn one_order_pays_many_payees() {
+    let mut net = Net::new(Fixture::new(4, 4));
+    let (a, b) = (net.user(1), net.user(2));
+    net.wallet(0)
+        .pay_all(0, &[(a, Amount(100)), (b, Amount(200))], Amount(1))
+        .expect("pay all");
+    net.run();
+    assert_eq!(net.settled(), 1);
+    assert_eq!(net.wallet(0).balance(), Amount(699));
+    assert_eq!(net.wallet(1).balance(), Amount(1_100));
+    assert_eq!(net.wallet(2).balance(), Amount(1_200));
+    assert!(net.wallet(0).pay_all(0, &[], Amount(0)).is_err());
+    assert!(
+        net.wallet(0)
+            .pay_all(0, &[(a, Amount(0))], Amount(0))
+            .is_err()
+    );
+}

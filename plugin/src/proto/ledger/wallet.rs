@@ -323,6 +323,25 @@ impl Wallet {
         })
     }
 
+    /// Pay every `(payee, amount)` in one order (at most `OUTPUTS_MAX - 1` payees: one output
+    /// is the change), burning `fee` once: a faucet or a payroll settles many payments in one
+    /// round trip. [`WalletEvent::Settled`] reports the order.
+    pub fn pay_all(
+        &mut self,
+        now_ms: u64,
+        payments: &[(PublicKey, Amount)],
+        fee: Amount,
+    ) -> Result<OrderDigest, LedgerError> {
+        if payments.is_empty() || payments.len() >= super::OUTPUTS_MAX {
+            return Err(LedgerError::Malformed("1 to OUTPUTS_MAX - 1 payees"));
+        }
+        let outputs = payments
+            .iter()
+            .map(|(to, amount)| Output::plain(*to, *amount))
+            .collect();
+        self.pay_outputs(now_ms, outputs, fee)
+    }
+
     /// Send `first` (to its owner), burning `fee`, from the largest coins, returning change.
     fn pay_output(
         &mut self,
@@ -330,9 +349,20 @@ impl Wallet {
         first: Output,
         fee: Amount,
     ) -> Result<OrderDigest, LedgerError> {
-        let amount = first.amount;
+        self.pay_outputs(now_ms, vec![first], fee)
+    }
+
+    /// Send `outputs` (each to its owner), burning `fee`, from the largest coins, returning
+    /// change.
+    fn pay_outputs(
+        &mut self,
+        now_ms: u64,
+        outputs: Vec<Output>,
+        fee: Amount,
+    ) -> Result<OrderDigest, LedgerError> {
+        let amount = Amount::sum(outputs.iter().map(|o| o.amount))?;
         let need = amount.checked_add(fee)?;
-        if amount == Amount::ZERO {
+        if outputs.iter().any(|o| o.amount == Amount::ZERO) {
             return Err(LedgerError::Malformed("zero payment"));
         }
         let mut candidates: Vec<_> = self.coins().map(|(id, c)| (*id, c.clone())).collect();
@@ -357,7 +387,7 @@ impl Wallet {
                 need: need.0,
             });
         }
-        let mut outputs = vec![first];
+        let mut outputs = outputs;
         let change = have.checked_sub(need)?;
         if change > Amount::ZERO {
             outputs.push(Output::plain(self.identity.public_key(), change));
