@@ -1,6 +1,8 @@
 // Browser test of the Meshwork sandbox: the node (signalling, web server, 6 referee peers, bot
 // players, one of them cheating) and two tabs of real Chromium playing in one session. The
-// cheating bot's tampered root is caught by the referees and it is dropped from the session;
+// cheating bot's tampered root is caught by the referees, its session bond is forfeited on the
+// node's ledger (slashed) and it is dropped from the session; both tabs post session bonds on
+// that ledger before they play;
 // tab A places a block with a real mouse click on the canvas; tab B must see it in its own
 // world once the referees have finalised the checkpoint holding it. Screenshots of both tabs
 // are saved as artifacts (paths printed).
@@ -27,6 +29,8 @@ const timer = setTimeout(() => fail(`no result within ${limitMs / 1000} s`), lim
 let node;
 let browser;
 let botCheats = 0;
+let forfeitVotes = 0;
+let botForfeits = 0;
 async function cleanup() {
   clearTimeout(timer);
   if (browser) await browser.close().catch(() => {});
@@ -58,9 +62,13 @@ const url = await new Promise((ok, ko) => {
     // The node's periodic report of its players and referees, for the test log; the bots'
     // count of cheats caught is one of the places a caught cheat shows.
     for (const line of String(d).split("\n")) {
-      if (/^(player|referees)/.test(line)) log(`[node] ${line}`);
+      if (/^(player|referees|ledger)/.test(line)) log(`[node] ${line}`);
       const caught = line.match(/(\d+) cheats caught/);
       if (caught) botCheats = Math.max(botCheats, Number(caught[1]));
+      const forfeited = line.match(/(\d+) bonds forfeited/);
+      if (forfeited) botForfeits = Math.max(botForfeits, Number(forfeited[1]));
+      const votes = line.match(/\((\d+) forfeits of bonds\)/);
+      if (votes) forfeitVotes = Math.max(forfeitVotes, Number(votes[1]));
     }
   });
   node.on("exit", (code) => ko(new Error(`node exited (${code}) before printing a URL:\n${out}`)));
@@ -128,13 +136,25 @@ await waitFor("the cheating bot caught by the referees", async () => {
 }, 180_000);
 log("cheat detected by the referees of a session the cheating bot played in");
 
+// 3b. ...and slashed: a member of its session submitted the referees' verdict to the node's
+// validators and the forfeit was certified (a tab's or a bot's count of bonds forfeited).
+await waitFor("the cheating bot's session bond forfeited", async () => {
+  for (const page of [a, b]) {
+    const s = await state(page);
+    if (s && s.forfeited >= 1) return true;
+  }
+  return botForfeits >= 1;
+}, 60_000);
+log(`the cheater's bond was forfeited (validators' forfeit votes so far: ${forfeitVotes})`);
+
 // 4. Both tabs play in one running session that has finalised a checkpoint.
 for (const [name, page] of [["A", a], ["B", b]]) {
   const s = await waitFor(`tab ${name} playing`, async () => {
     const s = await state(page);
     return s && s.links >= 1 && s.synced && s.roster >= 2 && s.finalised >= 1 ? s : null;
   }, 120_000);
-  log(`tab ${name}: peer ${s.peer.slice(0, 8)}, ${s.links} links, session of ${s.roster}, finalised height ${s.height}, ${s.blocks.length} blocks`);
+  log(`tab ${name}: peer ${s.peer.slice(0, 8)}, ${s.links} links, session of ${s.roster}, finalised height ${s.height}, ${s.blocks.length} blocks, wallet ${s.wallet}, bond ${s.bond}`);
+  if (!(s.bond >= 100 && s.wallet >= 0)) await fail(`tab ${name} plays without a session bond on the ledger`);
 }
 
 // 5. Tab A clicks an empty cell (cell (x, y) is drawn at canvas pixel 20 + 20x + 10, 20 + 20y + 10).

@@ -2,8 +2,9 @@
 //! the faucet for its grant, locks its session bond once it knows the referee pool, and
 //! publishes the bond's proof on the world topic; peers verify the proofs they hear (once per
 //! bond) so proposers propose only bonded players and members check every member's bond before
-//! they play; when referees catch a member of our session cheating, our wallet submits the
-//! forfeit order with their verdict.
+//! they play; when we learn that referees caught a player cheating (in our session, or from a
+//! ban someone shows us, which carries the verdict and the bond's proof), our wallet submits
+//! the forfeit order with their verdict.
 //!
 //! Without a [`LedgerSetup`] (a deployment without a ledger) none of this runs and sessions use
 //! named placeholder bonds.
@@ -23,7 +24,7 @@ use crate::game::now_ms;
 use crate::ledger::{
     BondError, FEE, LedgerSetup, SESSION_BOND, check_session_bond, session_bond_terms,
 };
-use crate::net::{SandboxMsg, WORLD_TOPIC};
+use crate::net::{Ban, SandboxMsg, WORLD_TOPIC};
 use crate::session::Play;
 
 /// How often a newcomer without funds asks the faucet again.
@@ -34,6 +35,11 @@ const BOND_PUBLISH_MS: u64 = 3_000;
 const BOND_PENDING_MS: u64 = 30_000;
 /// Other players' verified bonds kept (beyond: the oldest-heard go first).
 pub const KNOWN_BONDS_MAX: usize = 256;
+/// The referee pool must stay the same this long before we lock a bond naming it (referees
+/// announce every 2 s; a bond naming a pool heard half-way would have to be posted again).
+const POOL_STABLE_MS: u64 = 5_000;
+/// Forfeits waiting for the wallet.
+const FORFEITS_QUEUED_MAX: usize = 32;
 
 /// A player's bond as a peer verified it: its certificate checks against the committee and
 /// its owner is the player. Whether its terms fit the current pool is checked where used.
@@ -60,6 +66,10 @@ pub struct Bonds {
     pub mine: Option<KnownBond>,
     /// Bonds of our session's members (from the accepted proposal): what a verdict forfeits.
     pub session: BTreeMap<OutputId, OutputProof>,
+    /// Bans whose bonds we will forfeit (each ban once).
+    to_forfeit: Vec<Ban>,
+    /// The pool as last seen, and since when.
+    pool_seen: (Vec<PublicKey>, u64),
     /// Forfeit orders we submitted, not yet settled.
     forfeiting: BTreeSet<OrderDigest>,
     /// Bonds we saw forfeited (our forfeit orders settled).
@@ -78,6 +88,19 @@ impl Bonds {
         self.setup
             .as_ref()
             .map_or(Epoch(0), |s| s.committee().epoch)
+    }
+
+    /// A ban we just learnt (caught in our session, or shown with its verdict): its bond is
+    /// forfeited through our wallet, unless it is ours (a cheating client does not slash
+    /// itself; everyone else who learns of the ban does, and the identical orders settle once).
+    pub(crate) fn forfeit_later(&mut self, ban: &Ban, me: Option<PublicKey>) {
+        if self.on_ledger()
+            && ban.bond.is_some()
+            && Some(ban.player) != me
+            && self.to_forfeit.len() < FORFEITS_QUEUED_MAX
+        {
+            self.to_forfeit.push(ban.clone());
+        }
     }
 
     /// Whether sessions use ledger bonds.
@@ -154,14 +177,12 @@ impl Bonds {
 }
 
 /// Grant requests, our bond, publishing it, forfeits on verdicts, and what settled.
-#[expect(clippy::too_many_arguments, reason = "one system for the ledger side")]
 pub(crate) fn upkeep(
     time: Res<Time<Real>>,
     mut play: ResMut<Play>,
     wallet: Option<ResMut<Wallet>>,
     mut send: MessageWriter<SendMessage>,
     mut publish: MessageWriter<Subscribe>,
-    mut cheats: MessageReader<CheatDetected>,
     mut settled: MessageReader<PaymentSettled>,
     mut failed: MessageReader<PaymentFailed>,
 ) {
@@ -220,8 +241,12 @@ pub(crate) fn upkeep(
             })
         });
     }
+    if bonds.pool_seen.0 != pool {
+        bonds.pool_seen = (pool.clone(), now);
+    }
+    let pool_stable = now.saturating_sub(bonds.pool_seen.1) >= POOL_STABLE_MS;
     let need = SESSION_BOND.0 + FEE.0;
-    if bonds.mine.is_none() && bonds.pending.is_none() && !pool.is_empty() {
+    if bonds.mine.is_none() && bonds.pending.is_none() && !pool.is_empty() && pool_stable {
         if wallet.balance().0 >= need {
             match wallet.core_mut().lock_bond(
                 now,
@@ -258,13 +283,13 @@ pub(crate) fn upkeep(
             payload: Some(SandboxMsg::Bond(Box::new(mine.proof.clone())).encode()),
         });
     }
-    // A verdict against a member of our session: forfeit its bond.
-    for c in cheats.read() {
-        let Some(proof) = bonds.session.get(&c.bond) else {
+    // Bans learnt: forfeit the cheaters' bonds with the referees' verdicts.
+    for ban in std::mem::take(&mut bonds.to_forfeit) {
+        let Some(proof) = &ban.bond else {
             continue;
         };
         let order = proof.input().and_then(|input| {
-            SignedOrder::forfeit(epoch, input, Evidence::Verdict(c.verdict.clone()))
+            SignedOrder::forfeit(epoch, input, Evidence::Verdict(ban.verdict.clone()))
         });
         match order.and_then(|o| {
             wallet
@@ -274,8 +299,8 @@ pub(crate) fn upkeep(
             Ok(order) => {
                 info!(
                     "forfeiting the session bond {} of {} on the referees' verdict",
-                    hex::encode(&c.bond.0[..4]),
-                    PeerId::from_public_key(&c.player).short()
+                    hex::encode(&ban.verdict.bond.0[..4]),
+                    PeerId::from_public_key(&ban.player).short()
                 );
                 bonds.forfeiting.insert(order);
             }

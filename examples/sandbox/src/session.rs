@@ -275,6 +275,18 @@ impl Play {
         n
     }
 
+    /// Keeps `ban` (checked by the caller) if it is new and there is room, and has the
+    /// cheater's bond forfeited; whether it was kept.
+    fn ban(&mut self, ban: Ban) -> bool {
+        let peer = PeerId::from_public_key(&ban.player);
+        if self.banned.len() >= BANNED_MAX || self.banned.contains_key(&peer) {
+            return false;
+        }
+        self.bonds.forfeit_later(&ban, self.key);
+        self.banned.insert(peer, ban);
+        true
+    }
+
     fn stop(&mut self) {
         self.session = None;
         self.roster.clear();
@@ -421,15 +433,14 @@ pub(crate) fn learn_bans(play: &mut Play, bans: &[Ban]) -> usize {
     let mut learnt = 0;
     for ban in bans.iter().take(BANS_MAX) {
         let peer = PeerId::from_public_key(&ban.player);
-        if play.banned.len() >= BANNED_MAX || play.banned.contains_key(&peer) {
+        if play.banned.contains_key(&peer) {
             continue;
         }
-        if check_ban(play, ban) {
-            info!("learnt that {} was caught cheating", peer.short());
-            play.banned.insert(peer, ban.clone());
-            learnt += 1;
-        } else {
+        if !check_ban(play, ban) {
             debug!("a ban on {} without a valid verdict: ignored", peer.short());
+        } else if play.ban(ban.clone()) {
+            info!("learnt that {} was caught cheating", peer.short());
+            learnt += 1;
         }
     }
     learnt
@@ -1065,7 +1076,7 @@ pub(crate) fn outcomes(
             verdict: c.verdict.clone(),
             bond: play.bonds.session.get(&c.bond).cloned(),
         };
-        if play.banned.len() < BANNED_MAX && play.banned.insert(peer, ban).is_none() {
+        if play.ban(ban) {
             play.cheats_caught += 1;
             warn!(
                 "referees caught {} claiming a wrong root: verdict against its session bond {}",
