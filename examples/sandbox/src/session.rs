@@ -23,12 +23,16 @@
 //!   where that simulation has them. Players not in our session are drawn from presence.
 //! - **Referees** are the node's referee peers (each announces itself on the world topic, with
 //!   its deployment's referees per checkpoint, which the proposal carries: a local demo runs 4
-//!   per checkpoint instead of the default 16 to stay light on one machine). The
-//!   demo runs without a ledger: session bonds are named placeholders, and a cheat's verdict is
-//!   reported and the cheater dropped from the roster, not forfeited on a ledger.
+//!   per checkpoint instead of the default 16 to stay light on one machine).
+//! - **Session bonds** are ledger outputs when the deployment has a ledger (`crate::bonds`):
+//!   only players whose bond checks out against the referee pool are candidates, a proposal
+//!   carries every member's bond proof and a member checks them all before it plays. Without a
+//!   ledger they are named placeholders ([`placeholder_bond`]).
 //! - **Bans carry their evidence.** A player the referees caught cheating is banned with their
-//!   verdict ([`Ban`]): against its (placeholder) session bond, signed by more than two thirds of
-//!   a checkpoint's panel size of referees this peer has heard announce themselves. Proposals
+//!   verdict ([`Ban`]). With ledger bonds the ban carries the bond's proof and holds if the
+//!   verdict forfeits that bond under its own terms (whoever learns it then forfeits the bond);
+//!   with placeholders it must be signed by more than two thirds of a checkpoint's panel size
+//!   of referees this peer has heard announce themselves. Proposals
 //!   carry the proposer's bans, so newcomers learn them; a member that knows a ban on a player
 //!   a proposal names refuses it and answers the proposer with that ban
 //!   ([`SandboxMsg::Bans`]), which the proposer checks and keeps, so its next proposal leaves
