@@ -103,6 +103,11 @@ impl Bonds {
         }
     }
 
+    /// Forfeits waiting for the wallet.
+    pub fn forfeits_queued(&self) -> usize {
+        self.to_forfeit.len()
+    }
+
     /// Whether sessions use ledger bonds.
     pub fn on_ledger(&self) -> bool {
         self.setup.is_some()

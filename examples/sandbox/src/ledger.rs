@@ -179,7 +179,7 @@ pub fn check_session_bond(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use meshwork::proto::contract::Fuel;
     use meshwork::proto::identity::{Identity, PeerId};
@@ -187,16 +187,10 @@ mod tests {
         LedgerMsg, MemoryStore, Output, Validator, Wallet, WalletConfig, WalletEvent,
     };
 
-    /// A player's bond, locked with four in-memory validators, checks out for its owner and
-    /// the pool it names, and for nobody and nothing else.
-    #[test]
-    fn a_session_bond_checks_out_only_for_its_owner_and_pool() {
+    /// A setup with four in-memory validators, and `player`'s session bond for `pool` locked
+    /// through them (a fixture shared with the session tests).
+    pub(crate) fn bonded(player: &Identity, pool: &[PublicKey]) -> (LedgerSetup, OutputProof) {
         let validators: Vec<_> = (0..4).map(|i| Identity::from_seed([10 + i; 32])).collect();
-        let player = Identity::from_seed([1; 32]);
-        let stranger = Identity::from_seed([2; 32]);
-        let pool: Vec<_> = (0..6)
-            .map(|i| Identity::from_seed([20 + i; 32]).public_key())
-            .collect();
         let bonds: Vec<_> = validators
             .iter()
             .map(|v| (v.public_key(), Amount(1_000), Fuel(0)))
@@ -220,7 +214,7 @@ mod tests {
         let (id, out) = genesis.created().next().expect("coin");
         wallet.add_coin(id, out.clone(), None);
         wallet
-            .lock_bond(0, SESSION_BOND, FEE, session_bond_terms(&pool, Epoch(0)))
+            .lock_bond(0, SESSION_BOND, FEE, session_bond_terms(pool, Epoch(0)))
             .expect("lock");
         for _ in 0..4 {
             let mut replies = Vec::new();
@@ -244,8 +238,26 @@ mod tests {
             Some(WalletEvent::Settled { .. })
         ));
         let (bond, _) = wallet.bonds().next().expect("bond");
-        let bond = *bond;
-        let proof = wallet.output_proof(&bond).expect("proof");
+        let proof = wallet.output_proof(bond).expect("proof");
+        let setup = LedgerSetup {
+            genesis,
+            faucet: player.public_key(),
+        };
+        (setup, proof)
+    }
+
+    /// A player's bond, locked with four in-memory validators, checks out for its owner and
+    /// the pool it names, and for nobody and nothing else.
+    #[test]
+    fn a_session_bond_checks_out_only_for_its_owner_and_pool() {
+        let player = Identity::from_seed([1; 32]);
+        let stranger = Identity::from_seed([2; 32]);
+        let pool: Vec<_> = (0..6)
+            .map(|i| Identity::from_seed([20 + i; 32]).public_key())
+            .collect();
+        let (setup, proof) = bonded(&player, &pool);
+        let bond = proof.output().expect("output").0;
+        let genesis = setup.genesis.clone();
         let c = &genesis.committee;
         let me = player.public_key();
         assert_eq!(

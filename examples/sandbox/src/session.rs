@@ -1252,4 +1252,61 @@ mod tests {
         assert_eq!(learn_bans(&mut play, &bans), 0);
         assert!(play.banned.contains_key(&cheater.peer_id()));
     }
+
+    /// With ledger bonds a ban holds when its verdict forfeits the proven bond under the bond's
+    /// own terms; whoever learns it queues the forfeit, except the cheater itself.
+    #[test]
+    fn a_ledger_ban_needs_the_bond_and_a_verdict_under_its_terms() {
+        let referees: Vec<Identity> = (30..36).map(|i| Identity::from_seed([i; 32])).collect();
+        let pool: Vec<PublicKey> = referees.iter().map(Identity::public_key).collect();
+        let cheater = Identity::from_seed([21; 32]);
+        let (setup, proof) = crate::ledger::tests::bonded(&cheater, &pool);
+        let bond = proof.output().expect("output").0;
+        let ban_by = |signers: &[Identity], bond: OutputId| Ban {
+            player: cheater.public_key(),
+            verdict: Verdict {
+                bond,
+                case: [9; 32],
+                beneficiaries: Vec::new(),
+                signatures: signers
+                    .iter()
+                    .map(|r| Verdict::sign(r, &bond, &[9; 32]))
+                    .collect(),
+            },
+            bond: Some(proof.clone()),
+        };
+        let mut play = Play::default();
+        play.bonds.setup = Some(setup);
+        // Quorum of six is five; the referees need not have been heard (the bond names them).
+        assert!(check_ban(&play, &ban_by(&referees[..5], bond)));
+        assert!(
+            !check_ban(&play, &ban_by(&referees[..4], bond)),
+            "below quorum"
+        );
+        let mut unproven = ban_by(&referees, bond);
+        unproven.bond = None;
+        assert!(!check_ban(&play, &unproven), "no bond proof");
+        let mut elsewhere = ban_by(&referees, bond);
+        elsewhere.player = Identity::from_seed([22; 32]).public_key();
+        assert!(!check_ban(&play, &elsewhere), "another player's ban");
+        assert!(
+            !check_ban(&play, &ban_by(&referees, OutputId([3; 32]))),
+            "a verdict on another bond"
+        );
+        let strangers: Vec<Identity> = (40..46).map(|i| Identity::from_seed([i; 32])).collect();
+        assert!(
+            !check_ban(&play, &ban_by(&strangers, bond)),
+            "unlisted referees"
+        );
+        // Learnt once, and queued for forfeit once; the cheater does not queue its own.
+        play.key = Some(Identity::from_seed([23; 32]).public_key());
+        assert_eq!(learn_bans(&mut play, &[ban_by(&referees, bond)]), 1);
+        assert_eq!(learn_bans(&mut play, &[ban_by(&referees, bond)]), 0);
+        assert_eq!(play.bonds.forfeits_queued(), 1);
+        let mut itself = Play::default();
+        itself.bonds.setup = play.bonds.setup.clone();
+        itself.key = Some(cheater.public_key());
+        assert_eq!(learn_bans(&mut itself, &[ban_by(&referees, bond)]), 1);
+        assert_eq!(itself.bonds.forfeits_queued(), 0);
+    }
 }
