@@ -871,6 +871,11 @@ impl Overlay {
 
     /// Ask `peer` for a direct link; on acceptance the transport gets [`Event::Dial`].
     pub fn connect(&mut self, now_ms: u64, peer: PeerId) {
+        self.connect_for(now_ms, peer, false);
+    }
+
+    /// [`Overlay::connect`], saying whether our routing needs the link (`fill_links`).
+    fn connect_for(&mut self, now_ms: u64, peer: PeerId, needed: bool) {
         if peer == self.me
             || self.dials.contains_key(&peer)
             || self.linked_peers().any(|(p, _)| p == peer)
@@ -887,7 +892,14 @@ impl Overlay {
             },
         );
         self.stats.dials += 1;
-        let signed = self.sign(Domain::SignalRequest, ConnectRequest { to: peer, nonce });
+        let signed = self.sign(
+            Domain::SignalRequest,
+            ConnectRequest {
+                to: peer,
+                nonce,
+                needed,
+            },
+        );
         // Reach it through whoever told us of it: greedy routing may not find it yet.
         let via = self.table.get(&peer).map(|c| c.via).and_then(|prefix| {
             self.linked_peers()

@@ -241,7 +241,7 @@ impl Overlay {
         let room = if already || !author.meets_difficulty(self.cfg.id_difficulty_bits) {
             Room::None
         } else {
-            self.room_for(now_ms, &author, limit)
+            self.room_for(now_ms, &author, limit, signed.value.needed)
         };
         let eligible = !matches!(room, Room::None);
         // The signature is checked only before we commit to a link: a forged request we refuse

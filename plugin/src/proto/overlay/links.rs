@@ -57,7 +57,7 @@ impl Overlay {
     /// Ensure a free slot for a link to `peer`, closing a link neither side needs if we are full
     /// and the new one would help. Returns whether a slot is available.
     pub(super) fn make_room_for(&mut self, now_ms: u64, peer: &PeerId, limit: usize) -> bool {
-        let room = self.room_for(now_ms, peer, limit);
+        let room = self.room_for(now_ms, peer, limit, false);
         self.take_room(room)
     }
 
@@ -75,15 +75,18 @@ impl Overlay {
         }
     }
 
-    /// Whether a link to `peer` fits, and what it would take (no side effects).
-    pub(super) fn room_for(&self, now_ms: u64, peer: &PeerId, limit: usize) -> Room {
+    /// Whether a link to `peer` fits, and what it would take (no side effects). `needed`: the
+    /// peer says its routing needs the link (see `ConnectRequest::needed`).
+    pub(super) fn room_for(&self, now_ms: u64, peer: &PeerId, limit: usize, needed: bool) -> Room {
         if self.committed_links() < limit {
             return Room::Free;
         }
         // A peer we are dialing ourselves is wanted at both ends (two session members asking
         // for a direct link): that link helps even when the table would not ask for it.
         let helps = self.would_help(peer) || self.dials.contains_key(peer);
-        if helps && self.committed_links() < self.cfg.links_max {
+        // A link the asker needs (a hole in its buckets) gets the slots above the soft cap too:
+        // refusing it left greedy routing stuck at that hole (the 10k-peer misses).
+        if (helps || needed) && self.committed_links() < self.cfg.links_max {
             return Room::Free;
         }
         // Full: give up a link we do not need. For a link that helps us, prefer one the other
@@ -290,7 +293,7 @@ impl Overlay {
             if !self.make_room_for(now_ms, &p, self.cfg.links_max) {
                 break;
             }
-            self.connect(now_ms, p);
+            self.connect_for(now_ms, p, true);
             budget -= 1;
         }
     }

@@ -170,6 +170,11 @@ pub struct ConnectRequest {
     pub to: PeerId,
     /// Fresh per request: replays are ignored.
     pub nonce: u64,
+    /// The requester's routing needs this link (it fills a bucket of the requester's with no
+    /// link, or links a neighbour): the target then accepts it past the soft cap for inbound
+    /// links, up to the hard cap (or by trading a link neither side needs). A peer that claims
+    /// it falsely gains at most one link within the target's cap.
+    pub needed: bool,
 }
 
 /// The target's answer.
