@@ -331,20 +331,16 @@ impl<T: Transport> Node<T> {
 
     /// Route `payload` to the peer closest to `target` (or exactly `target`).
     pub fn send(&mut self, now_ms: u64, target: PeerId, exact: bool, payload: Vec<u8>) {
-        let mut tagged = Vec::with_capacity(payload.len() + 1);
-        tagged.push(SERVICE_APP);
-        tagged.extend_from_slice(&payload);
-        self.overlay.send(now_ms, target, exact, tagged);
+        self.overlay
+            .send(now_ms, target, exact, tagged(SERVICE_APP, &payload));
     }
 
     /// Route ledger message `msg` to exactly peer `to` (a validator or a payee).
     pub fn send_ledger(&mut self, now_ms: u64, to: PeerId, msg: &LedgerMsg) {
         match msg.encode() {
             Ok(body) => {
-                let mut tagged = Vec::with_capacity(body.len() + 1);
-                tagged.push(SERVICE_LEDGER);
-                tagged.extend_from_slice(&body);
-                self.overlay.send(now_ms, to, true, tagged);
+                self.overlay
+                    .send(now_ms, to, true, tagged(SERVICE_LEDGER, &body));
             }
             Err(e) => tracing::warn!(%e, "cannot encode a ledger message"),
         }
@@ -401,6 +397,14 @@ impl<T: Transport> Node<T> {
                 .filter_map(|(l, d)| links.get(&l).map(|p| (*p, d))),
         );
     }
+}
+
+/// `body` behind its one-byte service tag.
+fn tagged(tag: u8, body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len() + 1);
+    out.push(tag);
+    out.extend_from_slice(body);
+    out
 }
 
 #[cfg(test)]

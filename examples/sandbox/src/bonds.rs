@@ -22,7 +22,8 @@ use meshwork::proto::ledger::{
 
 use crate::game::now_ms;
 use crate::ledger::{
-    BondError, FEE, LedgerSetup, SESSION_BOND, check_session_bond, session_bond_terms,
+    BondError, FEE, LedgerSetup, SESSION_BOND, check_session_bond, check_session_bond_output,
+    session_bond_terms,
 };
 use crate::net::{Ban, SandboxMsg, WORLD_TOPIC};
 use crate::session::Play;
@@ -78,8 +79,6 @@ pub struct Bonds {
     pending: Option<(OrderDigest, u64)>,
     next_grant_ms: u64,
     next_publish_ms: u64,
-    /// Grants asked for.
-    pub grants_asked: u64,
 }
 
 impl Bonds {
@@ -154,20 +153,27 @@ impl Bonds {
         Ok(())
     }
 
-    /// `key`'s bond if it is a session bond for `pool`: ours, or one we heard.
+    /// The bond we hold for `key` (ours, or one we heard), certificate already verified.
+    fn held(&self, key: &PublicKey) -> Option<&KnownBond> {
+        match &self.mine {
+            Some(m) if m.output.owner == *key => Some(m),
+            _ => self.known.get(key),
+        }
+    }
+
+    /// `key`'s bond if it is a session bond for `pool`: ours, or one we heard. Runs for every
+    /// candidate every frame, so it checks the terms only (the certificate was checked when
+    /// the bond was heard).
     pub fn bond_of(&self, key: &PublicKey, pool: &[PublicKey]) -> Option<&KnownBond> {
-        let setup = self.setup.as_ref()?;
-        let k = match &self.mine {
-            Some(m) if m.output.owner == *key => m,
-            _ => self.known.get(key)?,
-        };
-        check_session_bond(setup.committee(), &k.proof, key, pool, self.epoch())
+        self.setup.as_ref()?;
+        let k = self.held(key)?;
+        check_session_bond_output(&k.output, key, pool, self.epoch())
             .ok()
             .map(|_| k)
     }
 
-    /// Checks a proposal's bond for `key` against `pool`: the id it proves. Uses a bond we
-    /// verified already when it is the same proof.
+    /// Checks a proposal's bond for `key` against `pool`: the id it proves. A proof we
+    /// verified already (the same bytes) is not verified again.
     pub fn check(
         &self,
         proof: &OutputProof,
@@ -177,7 +183,12 @@ impl Bonds {
         let Some(setup) = &self.setup else {
             return Err(BondError::Terms);
         };
-        check_session_bond(setup.committee(), proof, key, pool, self.epoch())
+        match self.held(key) {
+            Some(k) if k.proof == *proof => {
+                check_session_bond_output(&k.output, key, pool, self.epoch()).map(|()| k.id)
+            }
+            _ => check_session_bond(setup.committee(), proof, key, pool, self.epoch()),
+        }
     }
 }
 
@@ -231,13 +242,17 @@ pub(crate) fn upkeep(
     {
         bonds.pending = None;
     }
-    // Our bond: the wallet's bond whose terms fit the pool.
-    let setup = bonds.setup.clone();
-    if let Some(setup) = &setup {
-        bonds.mine = wallet.core().bonds().find_map(|(id, _)| {
-            let proof = wallet.core().output_proof(id)?;
-            let (id, output) = proof.verify(setup.committee()).ok()?;
-            check_session_bond(setup.committee(), &proof, &me, &pool, epoch).ok()?;
+    // Our bond: the wallet's bond whose terms fit the pool. The wallet verified its
+    // certificate when it settled; the proof is built only when the bond changes.
+    let current = wallet
+        .core()
+        .bonds()
+        .find(|(_, c)| check_session_bond_output(&c.output, &me, &pool, epoch).is_ok())
+        .map(|(id, _)| *id);
+    if bonds.mine.as_ref().map(|m| m.id) != current {
+        bonds.mine = current.and_then(|id| {
+            let proof = wallet.core().output_proof(&id)?;
+            let output = proof.output().ok()?.1.clone();
             Some(KnownBond {
                 id,
                 output,
@@ -271,7 +286,6 @@ pub(crate) fn upkeep(
             }
         } else if wallet.pending() == 0 && now >= bonds.next_grant_ms {
             bonds.next_grant_ms = now + GRANT_RETRY_MS;
-            bonds.grants_asked += 1;
             send.write(SendMessage {
                 target: PeerId::from_public_key(&faucet),
                 exact: true,

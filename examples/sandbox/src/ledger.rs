@@ -20,7 +20,7 @@
 
 use meshwork::proto::identity::PublicKey;
 use meshwork::proto::ledger::{
-    Amount, BondTerms, Committee, Epoch, Genesis, LedgerError, OutputId, OutputProof,
+    Amount, BondTerms, Committee, Epoch, Genesis, LedgerError, Output, OutputId, OutputProof,
 };
 use meshwork::proto::referee::{PANEL_MAX, quorum};
 use meshwork::proto::wire;
@@ -159,6 +159,19 @@ pub fn check_session_bond(
     let (id, output) = proof
         .verify(committee)
         .map_err(|e| BondError::Certificate(e.to_string()))?;
+    check_session_bond_output(&output, player, referees, epoch)?;
+    Ok(id)
+}
+
+/// The part of [`check_session_bond`] after the certificate: whether `output` (proven
+/// already) is a session bond of `player` that `referees` can forfeit, locked past `epoch`.
+/// Cheap: no signature is checked.
+pub fn check_session_bond_output(
+    output: &Output,
+    player: &PublicKey,
+    referees: &[PublicKey],
+    epoch: Epoch,
+) -> Result<(), BondError> {
     if output.owner != *player {
         return Err(BondError::Owner);
     }
@@ -175,7 +188,7 @@ pub fn check_session_bond(
     if output.amount < SESSION_BOND {
         return Err(BondError::Amount);
     }
-    Ok(id)
+    Ok(())
 }
 
 #[cfg(test)]
