@@ -73,7 +73,17 @@ fn main() {
             ..SimConfig::default()
         });
         let joins_per_s = (n as u64 / 60).clamp(50, 2000);
-        sim.grow(n, joins_per_s);
+        // In tenths, so a long run shows its progress.
+        let mut grown = 0;
+        for tenth in 1..=10 {
+            let upto = n * tenth / 10;
+            sim.grow(upto - grown, joins_per_s);
+            grown = upto;
+            eprintln!(
+                "  [{n} peers] {grown} joined after {:.1} s",
+                start.elapsed().as_secs_f64()
+            );
+        }
         let grown_s = start.elapsed().as_secs_f64();
         sim.run_for(60_000);
         eprintln!(

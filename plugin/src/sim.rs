@@ -117,11 +117,75 @@ struct Node {
     accepts: BTreeSet<PeerId>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 struct SimLink {
     a: usize,
     b: usize,
     latency_ms: u64,
+}
+
+/// Every link the run ever opened, indexed by link id (ids count up from 1 and are never
+/// reused). A flat array of 12-byte records: the per-frame lookup is one memory access, where a
+/// `BTreeMap` cost several cache misses per frame at 100k peers (it was a quarter of the run).
+#[derive(Debug, Default)]
+struct LinkTable {
+    /// `(a, b, latency_ms)`; `a == u32::MAX` marks a closed link.
+    rows: Vec<(u32, u32, u32)>,
+    live: usize,
+}
+
+impl LinkTable {
+    const CLOSED: u32 = u32::MAX;
+
+    fn index(id: u64) -> Option<usize> {
+        usize::try_from(id.checked_sub(1)?).ok()
+    }
+
+    /// Record link `id` (the next id: one more than the last recorded).
+    fn insert(&mut self, id: u64, l: SimLink) {
+        debug_assert_eq!(Self::index(id), Some(self.rows.len()));
+        let slot = |v: usize| u32::try_from(v).expect("fewer than 4 billion simulated peers");
+        let latency = u32::try_from(l.latency_ms).unwrap_or(u32::MAX);
+        self.rows.push((slot(l.a), slot(l.b), latency));
+        self.live += 1;
+    }
+
+    fn get(&self, id: u64) -> Option<SimLink> {
+        let &(a, b, latency) = self.rows.get(Self::index(id)?)?;
+        (a != Self::CLOSED).then_some(SimLink {
+            a: a as usize,
+            b: b as usize,
+            latency_ms: u64::from(latency),
+        })
+    }
+
+    fn contains(&self, id: u64) -> bool {
+        self.get(id).is_some()
+    }
+
+    fn remove(&mut self, id: u64) -> Option<SimLink> {
+        let l = self.get(id)?;
+        self.rows[Self::index(id)?].0 = Self::CLOSED;
+        self.live -= 1;
+        Some(l)
+    }
+
+    /// Open links touching `slot`, in id order.
+    fn of(&self, slot: usize) -> Vec<u64> {
+        let Ok(s) = u32::try_from(slot) else {
+            return Vec::new();
+        };
+        self.rows
+            .iter()
+            .zip(1u64..)
+            .filter(|((a, b, _), _)| *a != Self::CLOSED && (*a == s || *b == s))
+            .map(|(_, id)| id)
+            .collect()
+    }
+
+    fn len(&self) -> usize {
+        self.live
+    }
 }
 
 #[derive(Debug)]
@@ -160,7 +224,7 @@ pub struct Sim {
     nodes: Vec<Option<Node>>,
     index: BTreeMap<PeerId, usize>,
     sorted: std::cell::RefCell<Option<Vec<(PeerId, usize)>>>,
-    links: BTreeMap<u64, SimLink>,
+    links: LinkTable,
     queue: EventQueue<Ev>,
     next_link: u64,
     partition: Option<Vec<u8>>,
@@ -186,7 +250,7 @@ impl Sim {
             nodes: Vec::new(),
             index: BTreeMap::new(),
             sorted: std::cell::RefCell::new(None),
-            links: BTreeMap::new(),
+            links: LinkTable::default(),
             queue: EventQueue::new(),
             next_link: 1,
             partition: None,
@@ -247,14 +311,18 @@ impl Sim {
         }));
         self.index.insert(id, slot);
         *self.sorted.get_mut() = None;
-        let live: Vec<usize> = self.live_slots().filter(|s| *s != slot).collect();
+        // A few random live peers other than the newcomer, drawn by rejection from the slots
+        // before it (no pass over every peer per join: that made joining 100k peers quadratic).
+        let want = self.cfg.introductions.min(self.index.len() - 1);
         let mut intro = BTreeSet::new();
-        for _ in 0..self.cfg.introductions.min(live.len()) * 4 {
-            if intro.len() >= self.cfg.introductions.min(live.len()) {
+        for _ in 0..want * 64 {
+            if intro.len() >= want {
                 break;
             }
-            let pick = live[usize::try_from(self.rand_below(live.len() as u64)).expect("fits")];
-            intro.insert(pick);
+            let pick = usize::try_from(self.rand_below(slot as u64)).expect("fits");
+            if self.nodes[pick].is_some() {
+                intro.insert(pick);
+            }
         }
         for other in intro {
             self.schedule(self.now_ms, Ev::Open { a: other, b: slot });
@@ -271,14 +339,8 @@ impl Sim {
         };
         self.index.remove(&node.overlay.peer_id());
         *self.sorted.get_mut() = None;
-        let mine: Vec<u64> = self
-            .links
-            .iter()
-            .filter(|(_, l)| l.a == slot || l.b == slot)
-            .map(|(id, _)| *id)
-            .collect();
-        for id in mine {
-            let l = self.links.remove(&id).expect("listed");
+        for id in self.links.of(slot) {
+            let l = self.links.remove(id).expect("listed");
             let other = if l.a == slot { l.b } else { l.a };
             if graceful {
                 self.schedule(
@@ -442,7 +504,7 @@ impl Sim {
                 self.drain(node);
             }
             Ev::Frame { link, to, bytes } => {
-                if !self.links.contains_key(&link) {
+                if !self.links.contains(link) {
                     return;
                 }
                 let Some(n) = self.nodes.get_mut(to).and_then(Option::as_mut) else {
@@ -460,7 +522,7 @@ impl Sim {
                 local,
                 remote,
             } => {
-                if !self.links.contains_key(&link) {
+                if !self.links.contains(link) {
                     return;
                 }
                 let Some(n) = self.nodes.get_mut(node).and_then(Option::as_mut) else {
@@ -588,7 +650,7 @@ impl Sim {
                     }
                 }
                 Event::CloseLink { link } => {
-                    if let Some(l) = self.links.remove(&link.0) {
+                    if let Some(l) = self.links.remove(link.0) {
                         let other = if l.a == slot { l.b } else { l.a };
                         self.schedule(
                             self.now_ms + l.latency_ms,
@@ -609,7 +671,7 @@ impl Sim {
     }
 
     fn transmit(&mut self, from: usize, link: u64, bytes: Vec<u8>) {
-        let Some(l) = self.links.get(&link) else {
+        let Some(l) = self.links.get(link) else {
             return;
         };
         let to = if l.a == from { l.b } else { l.a };
