@@ -34,9 +34,19 @@ fn rank(seed: &[u8; 32], key: &PublicKey) -> [u8; 32] {
 /// The bonded referees known to every peer at a session's start: keys holding a live referee
 /// bond in the ledger (a node learns them from the ledger; the simulator from its peers).
 /// Sorted, distinct, at most [`POOL_MAX`].
+///
+/// Two tiers. The **judges** ([`RefereePool::keys`]) form every session's [`Panel`]: players'
+/// session bonds name them and only they sign verdicts. **Attesters**
+/// ([`RefereePool::attesters`], optional) are further bonded peers — players of *other*
+/// sessions, whose session bonds name the judges — who re-execute checkpoints and sign roots:
+/// with attesters, each checkpoint's referee set is drawn from judges and attesters together
+/// (never from the roster), so every player's client referees other sessions while verdicts,
+/// and so bonds, stay with the judges. A wrong root still needs more than two thirds of one
+/// drawn set, and a referee that signs one is caught by the judges' re-execution.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RefereePool {
     keys: Vec<PublicKey>,
+    attesters: Vec<PublicKey>,
     per_checkpoint: usize,
 }
 
@@ -44,6 +54,7 @@ impl Default for RefereePool {
     fn default() -> Self {
         Self {
             keys: Vec::new(),
+            attesters: Vec::new(),
             per_checkpoint: REFEREES_PER_CHECKPOINT,
         }
     }
@@ -59,8 +70,28 @@ impl RefereePool {
         }
         Ok(Self {
             keys,
+            attesters: Vec::new(),
             per_checkpoint: REFEREES_PER_CHECKPOINT,
         })
+    }
+
+    /// The same pool with `attesters` (sorted and deduplicated here; judges among them are
+    /// dropped, they already draw): a consensus parameter every player and referee of a
+    /// session must share. `Err` above [`POOL_MAX`] keys in all.
+    pub fn with_attesters(mut self, mut attesters: Vec<PublicKey>) -> Result<Self, RefereeError> {
+        attesters.sort();
+        attesters.dedup();
+        attesters.retain(|k| self.keys.binary_search(k).is_err());
+        if self.keys.len() + attesters.len() > POOL_MAX {
+            return Err(RefereeError::Malformed("referee pool above POOL_MAX"));
+        }
+        self.attesters = attesters;
+        Ok(self)
+    }
+
+    /// The attesters, sorted (none unless [`RefereePool::with_attesters`]).
+    pub fn attesters(&self) -> &[PublicKey] {
+        &self.attesters
     }
 
     /// The same pool drawing `n` referees per checkpoint attempt instead of
@@ -91,13 +122,19 @@ impl RefereePool {
 /// `sha256(sha256("meshwork/referee-panel/v1" ‖ session) ‖ key)`. Players bond with the panel as
 /// their bond's referees ([`Panel::bond_terms`]); each checkpoint attempt draws
 /// [`REFEREES_PER_CHECKPOINT`] of them ([`Panel::selected`]), disjoint across attempts.
+///
+/// With attesters in the pool, the sets are drawn instead from the *drawing list*: the
+/// [`PANEL_MAX`] judges and attesters not in the roster ranked first the same way. Verdicts
+/// ([`Panel::verdict_quorum`], [`Panel::contains`]) stay with the judges.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Panel {
     session: SessionId,
     roster: Roster,
     per_checkpoint: usize,
-    /// In rank order.
+    /// Judges, in rank order.
     keys: Vec<PublicKey>,
+    /// Whom checkpoints draw from, in rank order: `keys` when the pool has no attesters.
+    drawing: Vec<PublicKey>,
 }
 
 impl Panel {
@@ -113,25 +150,30 @@ impl Panel {
             .chain_update(session.0)
             .finalize()
             .into();
-        let mut ranked: Vec<([u8; 32], PublicKey)> = pool
-            .keys
-            .iter()
-            .filter(|k| !roster.contains(k))
-            .map(|k| (rank(&seed, k), *k))
-            .collect();
-        if ranked.len() < pool.per_checkpoint {
-            return Err(RefereeError::PoolTooSmall(
-                ranked.len(),
-                pool.per_checkpoint,
-            ));
+        let ranked_of = |keys: &mut dyn Iterator<Item = &PublicKey>| {
+            let mut ranked: Vec<([u8; 32], PublicKey)> = keys
+                .filter(|k| !roster.contains(k))
+                .map(|k| (rank(&seed, k), *k))
+                .collect();
+            ranked.sort_unstable();
+            ranked.truncate(PANEL_MAX);
+            ranked.into_iter().map(|(_, k)| k).collect::<Vec<_>>()
+        };
+        let keys = ranked_of(&mut pool.keys.iter());
+        if keys.len() < pool.per_checkpoint {
+            return Err(RefereeError::PoolTooSmall(keys.len(), pool.per_checkpoint));
         }
-        ranked.sort_unstable();
-        ranked.truncate(PANEL_MAX);
+        let drawing = if pool.attesters.is_empty() {
+            keys.clone()
+        } else {
+            ranked_of(&mut pool.keys.iter().chain(&pool.attesters))
+        };
         Ok(Self {
             session: *session,
             roster: roster.clone(),
             per_checkpoint: pool.per_checkpoint,
-            keys: ranked.into_iter().map(|(_, k)| k).collect(),
+            keys,
+            drawing,
         })
     }
 
@@ -171,9 +213,15 @@ impl Panel {
         self.per_checkpoint
     }
 
-    /// Attempts the panel can staff: `panel size / N` disjoint referee sets.
+    /// Whom checkpoints draw their referees from, in rank order: the judges, or judges and
+    /// attesters together when the pool has attesters.
+    pub fn drawing(&self) -> &[PublicKey] {
+        &self.drawing
+    }
+
+    /// Attempts the panel can staff: `drawing list size / N` disjoint referee sets.
     pub fn attempts(&self) -> u8 {
-        u8::try_from(self.keys.len() / self.per_checkpoint).expect("≤ PANEL_MAX / N")
+        u8::try_from(self.drawing.len() / self.per_checkpoint).expect("≤ PANEL_MAX / N")
     }
 
     /// Distinct panel signatures a verdict needs: > 2/3 of the whole panel, so that a quorum of
@@ -182,7 +230,7 @@ impl Panel {
         quorum(self.keys.len())
     }
 
-    /// The referees of checkpoint `seq`, attempt `attempt`: the panel ranked by
+    /// The referees of checkpoint `seq`, attempt `attempt`: the drawing list ranked by
     /// `sha256(seed ‖ key)` with `seed = sha256("meshwork/referee-seed/v1" ‖ session ‖ seq u64)`,
     /// ranks `attempt·N .. (attempt+1)·N`. The seed deliberately leaves out the checkpoint's
     /// contents: players choose their inputs, and a seed over them could be ground.
@@ -197,7 +245,7 @@ impl Panel {
             .finalize()
             .into();
         let mut ranked: Vec<([u8; 32], PublicKey)> =
-            self.keys.iter().map(|k| (rank(&seed, k), *k)).collect();
+            self.drawing.iter().map(|k| (rank(&seed, k), *k)).collect();
         ranked.sort_unstable();
         let start = usize::from(attempt) * self.per_checkpoint;
         Ok(ranked[start..start + self.per_checkpoint]
@@ -261,5 +309,82 @@ mod tests {
             panel.selected(3, 2),
             Err(RefereeError::NoSuchAttempt(2))
         ));
+    }
+
+    #[test]
+    fn attesters_join_the_draw_but_not_the_verdicts() {
+        let players = keys(2, 200);
+        let roster = Roster::new(
+            players
+                .iter()
+                .map(|k| Member {
+                    key: *k,
+                    bond: OutputId([1; 32]),
+                })
+                .collect(),
+        )
+        .expect("two players");
+        let session = SessionId([9; 32]);
+        let judges = keys(8, 0);
+        let plain = RefereePool::new(judges.clone())
+            .expect("pool")
+            .with_per_checkpoint(4)
+            .expect("4");
+        // Attesters: 12 others, plus a judge and a player listed by mistake.
+        let mut listed = keys(12, 100);
+        listed.push(judges[3]);
+        listed.push(players[0]);
+        let pool = plain.clone().with_attesters(listed).expect("attesters");
+        assert_eq!(
+            pool.attesters().len(),
+            13,
+            "the judge is dropped, the player kept"
+        );
+        let without = Panel::draw(&plain, &session, &roster).expect("8 ≥ 4");
+        let with = Panel::draw(&pool, &session, &roster).expect("8 ≥ 4");
+        // Verdicts: the same judges, the same quorum.
+        assert_eq!(with.keys(), without.keys());
+        assert_eq!(with.verdict_quorum(), without.verdict_quorum());
+        assert!(
+            !with.contains(&keys(12, 100)[0]),
+            "an attester never judges"
+        );
+        // Draws: judges and attesters, never the roster.
+        assert_eq!(
+            without.drawing(),
+            without.keys(),
+            "no attesters: draw the judges"
+        );
+        assert_eq!(with.drawing().len(), 8 + 12);
+        assert!(!with.drawing().contains(&players[0]));
+        assert_eq!(with.attempts(), 5);
+        let mut seen = Vec::new();
+        for attempt in 0..with.attempts() {
+            let set = with.selected(11, attempt).expect("attempt");
+            assert_eq!(set.len(), 4);
+            assert!(set.iter().all(|k| !seen.contains(k)), "disjoint attempts");
+            seen.extend(set);
+        }
+        assert!(
+            seen.iter().any(|k| keys(12, 100).contains(k)),
+            "attesters are drawn"
+        );
+        // Without attesters the selection is what it always was.
+        assert_eq!(
+            without.selected(11, 0).expect("attempt"),
+            Panel::draw(&plain, &session, &roster)
+                .expect("again")
+                .selected(11, 0)
+                .expect("attempt")
+        );
+        // Too many keys in all.
+        let many: Vec<PublicKey> = (0..=POOL_MAX as u32)
+            .map(|i| {
+                let mut b = [0u8; 32];
+                b[..4].copy_from_slice(&i.to_le_bytes());
+                PublicKey(b)
+            })
+            .collect();
+        assert!(plain.with_attesters(many).is_err());
     }
 }
