@@ -62,11 +62,15 @@ fn bots_finalise_checkpoints_and_the_cheater_is_caught() {
     // The first bot is the cheater (--cheaters counts from the first).
     let (cheater, honest) = players.split_first().expect("four players");
     assert_eq!(cheater.0, 0, "the cheater finalised a checkpoint:\n{fin}");
-    // Every honest bot knows the cheater is banned: caught in a session of its own, or told by
-    // a proposal or a refusal carrying the referees' verdict; at least one caught it itself.
+    // Every honest bot knows the cheater is banned (asserted below): caught in a session of its
+    // own, or told by a proposal or a refusal carrying the referees' verdict. At least one
+    // player's finaliser formed the verdict itself. Which one is a race: every member asks the
+    // panel to judge a claim that contradicts the finalised root, and a member told of the ban
+    // first moves on to a session without the cheater, dropping its own request; in one loaded
+    // CI run only the cheater's client was left to collect the shares.
     assert!(
-        honest.iter().any(|p| p.1 >= 1),
-        "no honest bot saw the cheat:\n{fin}"
+        players.iter().any(|p| p.1 >= 1),
+        "no player's finaliser formed a verdict on the cheat:\n{fin}"
     );
     for l in fin.lines().filter(|l| l.starts_with("player ")) {
         assert!(
