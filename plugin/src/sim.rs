@@ -141,13 +141,18 @@ impl LinkTable {
         usize::try_from(id.checked_sub(1)?).ok()
     }
 
-    /// Record link `id` (the next id: one more than the last recorded).
-    fn insert(&mut self, id: u64, l: SimLink) {
-        debug_assert_eq!(Self::index(id), Some(self.rows.len()));
+    /// Record a new link; its id is one more than the last one's.
+    fn open(&mut self, l: SimLink) -> u64 {
         let slot = |v: usize| u32::try_from(v).expect("fewer than 4 billion simulated peers");
         let latency = u32::try_from(l.latency_ms).unwrap_or(u32::MAX);
         self.rows.push((slot(l.a), slot(l.b), latency));
         self.live += 1;
+        self.opened()
+    }
+
+    /// Links opened so far (the last id).
+    fn opened(&self) -> u64 {
+        self.rows.len() as u64
     }
 
     fn get(&self, id: u64) -> Option<SimLink> {
@@ -226,7 +231,6 @@ pub struct Sim {
     sorted: std::cell::RefCell<Option<Vec<(PeerId, usize)>>>,
     links: LinkTable,
     queue: EventQueue<Ev>,
-    next_link: u64,
     partition: Option<Vec<u8>>,
     trace: Sha256,
     deliveries: Vec<Delivery>,
@@ -252,7 +256,6 @@ impl Sim {
             sorted: std::cell::RefCell::new(None),
             links: LinkTable::default(),
             queue: EventQueue::new(),
-            next_link: 1,
             partition: None,
             trace: Sha256::new(),
             deliveries: Vec::new(),
@@ -557,8 +560,6 @@ impl Sim {
         {
             return;
         }
-        let id = self.next_link;
-        self.next_link += 1;
         let latency_ms = self.cfg.latency_ms_min
             + self.rand_below(
                 self.cfg
@@ -566,7 +567,7 @@ impl Sim {
                     .saturating_sub(self.cfg.latency_ms_min)
                     + 1,
             );
-        self.links.insert(id, SimLink { a, b, latency_ms });
+        let id = self.links.open(SimLink { a, b, latency_ms });
         let mut ta = [0u8; 16];
         let mut tb = [0u8; 16];
         self.rng.fill_bytes(&mut ta);
@@ -813,7 +814,7 @@ impl Sim {
 
     /// Transport links opened so far (bootstrap introductions and mesh-signalled links).
     pub fn links_opened(&self) -> u64 {
-        self.next_link - 1
+        self.links.opened()
     }
 
     /// `(events queued, event-queue capacity, simulated links)`: the simulator's own overhead.
