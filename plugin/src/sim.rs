@@ -114,8 +114,15 @@ impl RoutingReport {
 struct Node {
     overlay: Overlay,
     timer_at: u64,
-    accepts: BTreeSet<PeerId>,
+    /// Peers this node agreed to take a link from, and when (the signalling stand-in's state).
+    /// A dial that never comes is forgotten after [`ACCEPT_TTL_MS`]; a small sorted vector
+    /// rather than a B-tree, whose first node alone is ~370 bytes and outlives its last entry.
+    accepts: litemap::LiteMap<PeerId, u64>,
 }
+
+/// How long an accepted, undialled link waits in the simulated signalling (the overlay gives
+/// up on a dial after its 10 s handshake timeout).
+const ACCEPT_TTL_MS: u64 = 30_000;
 
 #[derive(Debug, Clone, Copy)]
 struct SimLink {
@@ -310,7 +317,7 @@ impl Sim {
         self.nodes.push(Some(Node {
             overlay,
             timer_at: u64::MAX,
-            accepts: BTreeSet::new(),
+            accepts: litemap::LiteMap::new(),
         }));
         self.index.insert(id, slot);
         *self.sorted.get_mut() = None;
@@ -636,14 +643,21 @@ impl Sim {
                 }
                 Event::Published { payload, .. } => self.published.push((slot, payload)),
                 Event::Accept { peer } => {
-                    n.accepts.insert(peer);
+                    let now = self.now_ms;
+                    n.accepts
+                        .retain(|_, at| now.saturating_sub(*at) < ACCEPT_TTL_MS);
+                    n.accepts.insert(peer, now);
                 }
                 Event::Dial { peer } => {
                     let me = n.overlay.peer_id();
                     if let Some(&other) = self.index.get(&peer) {
-                        let accepted = self.nodes[other]
-                            .as_mut()
-                            .is_some_and(|o| o.accepts.remove(&me));
+                        let accepted = self.nodes[other].as_mut().is_some_and(|o| {
+                            let hit = o.accepts.remove(&me).is_some();
+                            if o.accepts.is_empty() {
+                                o.accepts = litemap::LiteMap::new();
+                            }
+                            hit
+                        });
                         if accepted {
                             let at = self.now_ms + self.cfg.connect_delay_ms;
                             self.schedule(at, Ev::Open { a: slot, b: other });

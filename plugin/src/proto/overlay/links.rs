@@ -146,6 +146,7 @@ impl Overlay {
         }
         self.expected.retain(|_, t| now_ms.saturating_sub(*t) <= hs);
         self.refused.retain(|(_, until)| *until > now_ms);
+        self.release_spare_room();
 
         // Liveness.
         let timeout = self.cfg.link_timeout_ms;
