@@ -223,6 +223,94 @@ fn a_cheating_player_is_caught_and_its_bond_named() {
     );
 }
 
+/// Players of *another* session attest: the pool names 4 judges and 6 attesters (players
+/// outside this session, whose own configured pool knows nothing of attesters), 4 drawn per
+/// checkpoint. The requests carry the session's pool, so the attesters find themselves drawn,
+/// re-execute and sign; every checkpoint is final and attesters did part of the work.
+#[test]
+fn players_of_other_sessions_attest_with_the_pool_the_request_carries() {
+    let players: Vec<Identity> = (0..3u8)
+        .map(|i| Identity::from_seed([0x70 + i; 32]))
+        .collect();
+    let (host, world, code) = world(&players);
+    let judges: Vec<Identity> = (0..4u8)
+        .map(|i| Identity::from_seed([0x90 + i; 32]))
+        .collect();
+    let attesters: Vec<Identity> = (0..6u8)
+        .map(|i| Identity::from_seed([0xb0 + i; 32]))
+        .collect();
+    let own = RefereePool::new(judges.iter().map(Identity::public_key).collect())
+        .and_then(|p| p.with_per_checkpoint(4))
+        .expect("pool");
+    let session_pool = own
+        .clone()
+        .with_attesters(attesters.iter().map(Identity::public_key).collect())
+        .expect("attesters");
+    let cfg = |pool: &RefereePool, referee: bool| SessionConfig {
+        world,
+        code,
+        pool: pool.clone(),
+        frames_per_checkpoint: 30,
+        finaliser: FinaliserConfig::default(),
+        referee,
+        cheat: false,
+    };
+    let members: Vec<Member> = players
+        .iter()
+        .map(|p| Member {
+            key: p.public_key(),
+            bond: OutputId([p.public_key().0[0]; 32]),
+        })
+        .collect();
+    let mut peers = Vec::new();
+    for p in &players {
+        let mut s = SessionService::new(p.clone(), cfg(&session_pool, false), host.clone());
+        s.start(
+            members.clone(),
+            host.clone(),
+            CheckpointDigest::default(),
+            0,
+        )
+        .expect("starts");
+        peers.push(s);
+    }
+    for r in judges.iter().chain(&attesters) {
+        // Referees and other sessions' players know only the judges.
+        peers.push(SessionService::new(
+            r.clone(),
+            cfg(&own, true),
+            host.clone(),
+        ));
+    }
+    let ids = players
+        .iter()
+        .chain(&judges)
+        .chain(&attesters)
+        .map(Identity::peer_id)
+        .collect();
+    let mut net = Net {
+        peers,
+        ids,
+        events: Vec::new(),
+        now: 0,
+    };
+    play(&mut net, 90);
+    let finals = net
+        .events
+        .iter()
+        .filter(|(i, e)| {
+            *i == 0 && matches!(e, SessionEvent::CheckpointFinalised { agreed: true, .. })
+        })
+        .count();
+    assert_eq!(finals, 3, "every checkpoint final: {:?}", net.events);
+    let by_attesters: u64 = net.peers[7..].iter().map(|p| p.stats().refereed).sum();
+    let by_judges: u64 = net.peers[3..7].iter().map(|p| p.stats().refereed).sum();
+    assert!(
+        by_attesters >= 1,
+        "no attester was drawn or none re-executed (judges did {by_judges})"
+    );
+}
+
 mod bevy_glue {
     use std::time::Duration;
 

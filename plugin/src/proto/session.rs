@@ -105,6 +105,54 @@ pub struct SessionMsg {
     pub msg: RefereeMsg,
     /// The prior state, with requests to re-execute (`Request`, `Judge`).
     pub snapshot: Option<Box<Snapshot>>,
+    /// The session's referee pool, with requests to re-execute: a referee draws the panel from
+    /// it instead of its own configured pool. Needed once players of *other* sessions attest
+    /// ([`RefereePool::with_attesters`]): the attesters differ from session to session (a
+    /// session's own players are never among them), so no referee holds every session's pool.
+    pub pool: Option<Box<PoolSpec>>,
+}
+
+/// Most judges or attesters a [`PoolSpec`] carries.
+///
+/// Decision: the pool travels with each request, bounded here (8 KiB of keys per list). A
+/// deployment whose pool is the ledger's whole bonded set would have referees read it from the
+/// ledger instead and carry only the attesters.
+pub const POOL_SPEC_KEYS_MAX: usize = 256;
+
+/// A [`RefereePool`] on the wire.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PoolSpec {
+    /// The judges.
+    pub judges: Vec<PublicKey>,
+    /// The attesters.
+    pub attesters: Vec<PublicKey>,
+    /// Referees drawn per checkpoint attempt.
+    pub per_checkpoint: u8,
+}
+
+impl PoolSpec {
+    /// The wire form of `pool` (`None` above [`POOL_SPEC_KEYS_MAX`] keys in a list).
+    pub fn of(pool: &RefereePool) -> Option<Self> {
+        (pool.keys().len() <= POOL_SPEC_KEYS_MAX && pool.attesters().len() <= POOL_SPEC_KEYS_MAX)
+            .then(|| Self {
+                judges: pool.keys().to_vec(),
+                attesters: pool.attesters().to_vec(),
+                per_checkpoint: u8::try_from(pool.per_checkpoint()).unwrap_or(u8::MAX),
+            })
+    }
+
+    /// The pool it describes; `Err` for lists above [`POOL_SPEC_KEYS_MAX`] or an out-of-range
+    /// `per_checkpoint`.
+    pub fn pool(&self) -> Result<RefereePool, SessionError> {
+        if self.judges.len() > POOL_SPEC_KEYS_MAX || self.attesters.len() > POOL_SPEC_KEYS_MAX {
+            return Err(SessionError::Malformed(
+                "a carried referee pool is too large",
+            ));
+        }
+        Ok(RefereePool::new(self.judges.clone())?
+            .with_attesters(self.attesters.clone())?
+            .with_per_checkpoint(usize::from(self.per_checkpoint))?)
+    }
 }
 
 /// Errors of this boundary.
@@ -193,6 +241,8 @@ struct Active {
     session: SessionId,
     roster: Roster,
     panel: Panel,
+    /// The pool `panel` was drawn from, as requests carry it.
+    pool: Option<Box<PoolSpec>>,
     seq: u64,
     builder: InputLogBuilder,
     /// Our world state after the last formed checkpoint (what the next one starts from).
@@ -305,6 +355,7 @@ impl SessionService {
         self.active = Some(Active {
             session,
             panel,
+            pool: PoolSpec::of(&self.cfg.pool).map(Box::new),
             seq: 0,
             builder: InputLogBuilder::new(first_frame, players),
             roster,
@@ -370,6 +421,7 @@ impl SessionService {
                     tagged(&SessionMsg {
                         msg: RefereeMsg::Claim(claim),
                         snapshot: None,
+                        pool: None,
                     }),
                 ));
             }
@@ -405,6 +457,7 @@ impl SessionService {
             return;
         };
         let mut finished = Vec::new();
+        let carried = a.pool.clone();
         for (seq, f) in &mut a.in_flight {
             while let Some(ev) = f.finaliser.poll_event() {
                 match ev {
@@ -416,6 +469,7 @@ impl SessionService {
                                 log: f.log.clone(),
                             },
                             snapshot: Some(Box::new(f.prior.clone())),
+                            pool: carried.clone(),
                         });
                         for r in referees {
                             self.out
@@ -430,6 +484,7 @@ impl SessionService {
                                 claim,
                             },
                             snapshot: Some(Box::new(f.prior.clone())),
+                            pool: carried.clone(),
                         });
                         for r in referees {
                             self.out
@@ -507,6 +562,7 @@ impl SessionService {
         from: PeerId,
         msg: RefereeMsg,
         snapshot: Option<Box<Snapshot>>,
+        pool: Option<Box<PoolSpec>>,
     ) -> Result<(), SessionError> {
         if !self.cfg.referee {
             return Ok(());
@@ -531,7 +587,12 @@ impl SessionService {
         let snapshot =
             snapshot.ok_or(SessionError::Malformed("a request without its prior state"))?;
         let host = snapshot.restore(&self.template, checkpoint.prior_root)?;
-        let panel = Panel::draw(&self.cfg.pool, &checkpoint.session, &checkpoint.roster)?;
+        let carried = pool.map(|p| p.pool()).transpose()?;
+        let panel = Panel::draw(
+            carried.as_ref().unwrap_or(&self.cfg.pool),
+            &checkpoint.session,
+            &checkpoint.roster,
+        )?;
         let mut exec = HostExecutor { host: &host };
         match msg {
             RefereeMsg::Request { attempt, .. } => {
@@ -541,6 +602,7 @@ impl SessionService {
                 let out = tagged(&SessionMsg {
                     msg: RefereeMsg::Attestation(at),
                     snapshot: None,
+                    pool: None,
                 });
                 for m in checkpoint.roster.members() {
                     self.out
@@ -556,6 +618,7 @@ impl SessionService {
                     tagged(&SessionMsg {
                         msg: RefereeMsg::Share(share),
                         snapshot: None,
+                        pool: None,
                     }),
                 ));
             }
@@ -584,7 +647,7 @@ impl SessionService {
             let msg = RefereeMsg::decode(&body)?;
             match msg {
                 RefereeMsg::Request { .. } | RefereeMsg::Judge { .. } => {
-                    self.on_referee_msg(origin, msg, m.snapshot)
+                    self.on_referee_msg(origin, msg, m.snapshot, m.pool)
                 }
                 RefereeMsg::Finalised(_) => Ok(()),
                 other => self.on_player_msg(other),
