@@ -377,6 +377,7 @@ fn run_players(args: &Args, url: &str, ledger: Option<&demo_ledger::DemoLedger>)
                     meshwork_sandbox::matchbox_config(url),
                     cheat,
                     ledger.map(|l| l.setup.clone()),
+                    Some(meshwork_sandbox::bot_home(apps.len(), args.players)),
                 ));
             }
         }
@@ -471,9 +472,16 @@ fn report_players(
         let game = app.world().resource::<meshwork_sandbox::Game>();
         let play = app.world().resource::<meshwork_sandbox::session::Play>();
         let peers = app.world().resource::<meshwork::bevy::Peers>();
+        let refereed = app
+            .world()
+            .get_non_send::<meshwork::bevy::MeshworkNode>()
+            .and_then(|n| n.node.session.as_ref())
+            .map_or(0, |s| s.stats().refereed);
         println!(
-            "player {}: {} links, {} in session, {} blocks, balance {}, finalised height {} ({} checkpoints, last {} ms), {} cheats caught, {} banned, {} avatar steps of others, {}, {} bonds forfeited{}",
+            "player {} in region ({}, {}): {} links, {} in session, {} blocks, balance {}, finalised height {} ({} checkpoints, last {} ms), {} cheats caught, {} banned, {} avatar steps of others, {}, {} bonds forfeited, {} checkpoints of other sessions refereed{}",
             game.me.short(),
+            game.region.0,
+            game.region.1,
             peers.linked.len(),
             play.roster.len(),
             game.world.as_ref().map_or(0, |w| w.blocks().len()),
@@ -490,6 +498,7 @@ fn report_players(
                 (Some(_), None) => "no bond".to_string(),
             },
             play.bonds.forfeited,
+            refereed,
             if play.status.is_empty() {
                 String::new()
             } else {

@@ -1,10 +1,12 @@
 //! The sandbox's sessions over real WebRTC links, end to end: the `meshwork` binary runs its
-//! signalling server, 6 referee peers (4 per checkpoint) and 4 bot players, one of them claiming
-//! tampered roots. The honest bots must finalise checkpoints through the referees, agree on the
-//! world, know the cheater is banned (at least one having caught it itself), and see the other bots' avatars walk in confirmed GGRS
-//! frames; the cheater must finalise nothing. With the demo ledger: every bot gets its grant
-//! from the faucet and posts a session bond on the referees' validators, and the cheater's bond
-//! is forfeited there on the referees' verdict.
+//! signalling server, 6 referee peers (4 per checkpoint) and 4 bot players in two regions (two
+//! sessions): the first two in region (1, 1), one of them claiming tampered roots, the other
+//! two in region (2, 1). The honest bots must finalise checkpoints through the referees, the
+//! cheater's session partner must know it is banned (caught by its own finaliser), every honest
+//! bot must see another bot's avatar walk in confirmed GGRS frames, and bots must referee the
+//! other region's session as attesters; the cheater must finalise nothing. With the demo
+//! ledger: every bot gets its grant from the faucet and posts a session bond on the referees'
+//! validators, and the cheater's bond is forfeited there on the referees' verdict.
 
 use std::process::Command;
 
@@ -35,8 +37,9 @@ fn bots_finalise_checkpoints_and_the_cheater_is_caught() {
         .split("final:")
         .nth(1)
         .unwrap_or_else(|| panic!("no final report:\n{stdout}"));
-    // "player <id>: L links, R in session, B blocks, balance X, finalised height H (C checkpoints, ...), K cheats caught"
-    let players: Vec<(u64, u64, u64, u64, u64, u64)> = fin
+    // "player <id> in region (x, y): L links, R in session, B blocks, balance X, finalised
+    // height H (C checkpoints, ...), K cheats caught, ..., D checkpoints of other sessions refereed"
+    let players: Vec<(u64, u64, u64, u64, u64, u64, u64)> = fin
         .lines()
         .filter(|l| l.starts_with("player "))
         .map(|l| {
@@ -55,22 +58,43 @@ fn bots_finalise_checkpoints_and_the_cheater_is_caught() {
                 num(" avatar steps of others"),
                 num(" banned"),
                 num(" bonds forfeited"),
+                num(" checkpoints of other sessions refereed"),
             )
         })
         .collect();
     assert_eq!(players.len(), 4, "{fin}");
-    // The first bot is the cheater (--cheaters counts from the first).
+    // The first bot is the cheater (--cheaters counts from the first); the second shares its
+    // region, the last two play the other.
     let (cheater, honest) = players.split_first().expect("four players");
     assert_eq!(cheater.0, 0, "the cheater finalised a checkpoint:\n{fin}");
-    // Every honest bot knows the cheater is banned (asserted below): caught in a session of its
-    // own, or told by a proposal or a refusal carrying the referees' verdict. At least one
-    // player's finaliser formed the verdict itself. Which one is a race: every member asks the
-    // panel to judge a claim that contradicts the finalised root, and a member told of the ban
-    // first moves on to a session without the cheater, dropping its own request; in one loaded
-    // CI run only the cheater's client was left to collect the shares.
+    let regions: Vec<&str> = fin
+        .lines()
+        .filter(|l| l.starts_with("player "))
+        .map(|l| l.split(": ").next().unwrap_or_default())
+        .collect();
+    for (i, want) in [
+        "in region (1, 1)",
+        "in region (1, 1)",
+        "in region (2, 1)",
+        "in region (2, 1)",
+    ]
+    .iter()
+    .enumerate()
+    {
+        assert!(regions[i].ends_with(want), "bot {i} not {want}:\n{fin}");
+    }
+    // A player's finaliser formed the verdict itself: the partner's, or the cheater's own
+    // client (every member asks the panel to judge a claim that contradicts the finalised root;
+    // in one loaded CI run only the cheater's client was left to collect the shares).
     assert!(
-        players.iter().any(|p| p.1 >= 1),
+        players[..2].iter().any(|p| p.1 >= 1),
         "no player's finaliser formed a verdict on the cheat:\n{fin}"
+    );
+    // Every player's client referees other sessions: each region's bots attested the other
+    // region's checkpoints.
+    assert!(
+        players[..2].iter().any(|p| p.6 >= 1) && players[2..].iter().any(|p| p.6 >= 1),
+        "the bots of a region refereed none of the other region's checkpoints:\n{fin}"
     );
     for l in fin.lines().filter(|l| l.starts_with("player ")) {
         assert!(
@@ -103,16 +127,19 @@ fn bots_finalise_checkpoints_and_the_cheater_is_caught() {
         "validators saw no forfeit quorum: {ledger}"
     );
     assert!(after("faucet paid ") >= 4, "grants missing: {ledger}");
-    for (checkpoints, _, _, steps, banned, _) in honest {
+    for (checkpoints, _, _, steps, _, _, _) in honest {
         assert!(
             *checkpoints >= 5,
             "an honest bot finalised too little:\n{fin}"
         );
-        assert_eq!(*banned, 1, "an honest bot does not know the ban:\n{fin}");
         assert!(
             *steps > 0,
             "no other bot's avatar moved through GGRS:\n{fin}"
         );
     }
+    assert_eq!(
+        honest[0].4, 1,
+        "the cheater's session partner does not know the ban:\n{fin}"
+    );
     println!("{fin}");
 }

@@ -1,8 +1,9 @@
-// Browser test of the Meshwork sandbox: the node (signalling, web server, 6 referee peers, bot
-// players, one of them cheating) and two tabs of real Chromium playing in one session. The
-// cheating bot's tampered root is caught by the referees, its session bond is forfeited on the
-// node's ledger (slashed) and it is dropped from the session; both tabs post session bonds on
-// that ledger before they play;
+// Browser test of the Meshwork sandbox: the node (signalling, web server, 6 referee peers, three
+// bot players in two regions, one of them cheating) and two tabs of real Chromium playing in
+// one session (with a bot) in the region they appear in. The cheating bot's tampered root is
+// caught by the referees of its region's session, its session bond is forfeited on the node's
+// ledger (slashed) and it is dropped from that session; both tabs post session bonds on that
+// ledger before they play, and both referee the other region's checkpoints as attesters;
 // tab A places a block with a real mouse click on the canvas; tab B must see it in its own
 // world once the referees have finalised the checkpoint holding it. Screenshots of both tabs
 // are saved as artifacts (paths printed).
@@ -157,11 +158,25 @@ for (const [name, page] of [["A", a], ["B", b]]) {
   if (!(s.bond >= 100 && s.wallet >= 0)) await fail(`tab ${name} plays without a session bond on the ledger`);
 }
 
-// 5. Tab A clicks an empty cell (cell (x, y) is drawn at canvas pixel 20 + 20x + 10, 20 + 20y + 10).
+// 4b. Every player's client referees other sessions: the node's bots play two regions, the
+// tabs share the second with one bot, so the first region's session draws the tabs (and that
+// bot) as attesters of its checkpoints.
+for (const [name, page] of [["A", a], ["B", b]]) {
+  const s = await waitFor(`tab ${name} refereeing another session`, async () => {
+    const s = await state(page);
+    return s && s.duties >= 1 ? s : null;
+  }, 90_000);
+  log(`tab ${name} in region (${s.region}) refereed ${s.duties} checkpoints of other sessions`);
+}
+
+// 5. Tab A clicks an empty cell of its region (cell (x, y) is drawn at canvas pixel
+// 20 + 20x + 10, 20 + 20y + 10; a region is 10 x 10 cells).
 const before = await state(a);
 const taken = new Set(before.blocks.map(([x, y]) => `${x},${y}`));
+const [rx, ry] = before.region;
 let cell;
-for (let y = 1; y < 29 && !cell; y++) for (let x = 1; x < 39 && !cell; x++) if (!taken.has(`${x},${y}`)) cell = [x, y];
+for (let y = ry * 10 + 1; y < ry * 10 + 9 && !cell; y++) for (let x = rx * 10 + 1; x < rx * 10 + 9 && !cell; x++) if (!taken.has(`${x},${y}`)) cell = [x, y];
+if (!cell) await fail(`no free cell in region (${before.region})`);
 const canvas = await a.$("canvas#meshwork");
 await canvas.click({ position: { x: 20 + 20 * cell[0] + 10, y: 20 + 20 * cell[1] + 10 } });
 log(`tab A clicked cell (${cell})`);

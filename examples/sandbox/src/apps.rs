@@ -21,15 +21,21 @@ pub fn matchbox_config(signalling_url: &str) -> MeshworkConfig {
     config
 }
 
-/// A headless bot player: `MinimalPlugins`, Meshwork over `config`, the sandbox as a bot. Drive
-/// it with `App::update`.
+/// A headless bot player: `MinimalPlugins`, Meshwork over `config`, the sandbox as a bot
+/// wandering the whole world. Drive it with `App::update`.
 pub fn bot_app(config: MeshworkConfig) -> App {
-    bot_app_with(config, false, None)
+    bot_app_with(config, false, None, None)
 }
 
 /// A headless bot player that claims tampered roots at every checkpoint when `cheat` (what
-/// referees must catch), with session bonds on `ledger` if given.
-pub fn bot_app_with(config: MeshworkConfig, cheat: bool, ledger: Option<LedgerSetup>) -> App {
+/// referees must catch), with session bonds on `ledger` if given, living in region `home` if
+/// given (else wandering everywhere).
+pub fn bot_app_with(
+    config: MeshworkConfig,
+    cheat: bool,
+    ledger: Option<LedgerSetup>,
+    home: Option<(u16, u16)>,
+) -> App {
     let mut app = App::new();
     app.add_plugins(MinimalPlugins)
         .add_plugins(MeshworkPlugin::new(config))
@@ -37,6 +43,14 @@ pub fn bot_app_with(config: MeshworkConfig, cheat: bool, ledger: Option<LedgerSe
             bot: true,
             cheat,
             ledger,
+            home,
         });
     app
+}
+
+/// Where the node puts bot `i` of `n`: the first half (rounded up) in region (1, 1), the rest in
+/// region (2, 1), where people appear. Two sessions, so each one's players referee the other's
+/// checkpoints (as attesters), and the people share theirs with a bot or two.
+pub fn bot_home(i: usize, n: usize) -> (u16, u16) {
+    if i < n.div_ceil(2) { (1, 1) } else { (2, 1) }
 }

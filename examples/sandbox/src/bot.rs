@@ -1,10 +1,10 @@
-//! A bot player: wanders between random cells and every few seconds places a block near itself
-//! or takes one of its own away. Deterministic from its peer id (its own xorshift generator).
+//! A bot player: wanders between random cells (of its home region, if it has one) and every few
+//! seconds places a block near itself or takes one of its own away. Deterministic from its peer id (its own xorshift generator).
 
 use bevy::prelude::*;
 
 use crate::game::{Game, TakeAction};
-use crate::world::{Action, cells_x, cells_y};
+use crate::world::{Action, cells_x, cells_y, region_cells};
 
 /// Cells per second a bot walks.
 const SPEED: f32 = 3.0;
@@ -47,9 +47,10 @@ pub(crate) fn play(
     let target = match mind.target {
         Some(t) if t.distance(game.pos) > 0.1 => t,
         _ => {
+            let (x0, y0, x1, y1) = game.home.map_or((0, 0, cells_x(), cells_y()), region_cells);
             let t = Vec2::new(
-                mind.below(cells_x()) as f32 + 0.5,
-                mind.below(cells_y()) as f32 + 0.5,
+                (x0 + mind.below(x1 - x0)) as f32 + 0.5,
+                (y0 + mind.below(y1 - y0)) as f32 + 0.5,
             );
             mind.target = Some(t);
             t
@@ -77,9 +78,11 @@ pub(crate) fn play(
         act.write(TakeAction(Action::Remove { x, y }));
         return;
     }
+    // Near itself, inside the region it plays (other regions' cells are other sessions').
+    let (x0, y0, x1, y1) = region_cells(game.region);
     let (cx, cy) = game.cell();
-    let x = (cx + mind.below(5)).saturating_sub(2).min(cells_x() - 1);
-    let y = (cy + mind.below(5)).saturating_sub(2).min(cells_y() - 1);
+    let x = (cx + mind.below(5)).saturating_sub(2).clamp(x0, x1 - 1);
+    let y = (cy + mind.below(5)).saturating_sub(2).clamp(y0, y1 - 1);
     if !world.blocks().contains_key(&(x, y)) {
         let kind = 1 + mind.below(3) as u8;
         act.write(TakeAction(Action::Place { x, y, kind }));

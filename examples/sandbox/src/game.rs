@@ -21,7 +21,8 @@ use meshwork::proto::referee::CheckpointDigest;
 use crate::net::{SandboxMsg, WORLD_TOPIC};
 use crate::session::{CheatFlag, Inbox, Play};
 use crate::world::{
-    Action, BLOCK_PREFIX, Block, Outcome, SandboxWorld, block_entry, cells_x, cells_y, code,
+    Action, BLOCK_PREFIX, Block, Outcome, REGIONS_X, REGIONS_Y, SandboxWorld, block_entry, cells_x,
+    cells_y, code, region_cells, region_genesis, region_of,
 };
 
 /// A block as contract state: one entity per block entry of the world contract, kept by
@@ -86,6 +87,15 @@ pub struct Avatar {
 /// The sandbox's state on this peer.
 #[derive(Resource)]
 pub struct Game {
+    /// The region we play in: the one our avatar stands in. `world`, `finalised`, `height` and
+    /// `parent` are that region's; sessions are per region.
+    pub region: (u16, u16),
+    /// A bot's home region (it wanders inside it); `None` for a person, who goes anywhere.
+    pub home: Option<(u16, u16)>,
+    /// The other regions we played in: their last finalised state, height and checkpoint.
+    regions: BTreeMap<(u16, u16), (SandboxWorld, u64, CheckpointDigest)>,
+    /// The world's genesis, what a region we never saw starts from.
+    genesis: Option<SandboxWorld>,
     /// The world as of the last confirmed frame, or why it could not be built.
     pub world: Result<SandboxWorld, String>,
     /// The world as of the last finalised checkpoint (`None` if it could not be built).
@@ -116,11 +126,17 @@ impl Game {
             error!("{e}");
         }
         let spawn = Vec2::new(cells_x() as f32 / 2.0, cells_y() as f32 / 2.0);
+        let (x, y) = cell_of(spawn);
+        let region = region_of(x, y);
         Self {
+            region,
+            home: None,
+            regions: BTreeMap::new(),
+            genesis: world.as_ref().ok().cloned(),
             finalised: world.as_ref().ok().cloned(),
             world,
             height: 0,
-            parent: CheckpointDigest([0; 32]),
+            parent: region_genesis(region),
             me,
             bot,
             pos: spawn,
@@ -142,6 +158,48 @@ impl Game {
     /// The cell the local avatar stands on.
     pub fn cell(&self) -> (u32, u32) {
         cell_of(self.pos)
+    }
+
+    /// The region the local avatar stands in (where it should play; see [`Game::region`]).
+    pub fn standing_in(&self) -> (u16, u16) {
+        let (x, y) = self.cell();
+        region_of(x, y)
+    }
+
+    /// Puts a bot in its `home` region: it appears at the region's centre and wanders inside.
+    pub fn make_home(&mut self, home: (u16, u16)) {
+        let home = (home.0.min(REGIONS_X - 1), home.1.min(REGIONS_Y - 1));
+        let (x0, y0, x1, y1) = region_cells(home);
+        self.home = Some(home);
+        self.pos = Vec2::new((x0 + x1) as f32 / 2.0, (y0 + y1) as f32 / 2.0);
+        self.enter_region(home);
+    }
+
+    /// Switches to `region`'s world (the caller leaves the session first): the current region's
+    /// finalised state is kept for when we come back, and the new one's is what we kept of it,
+    /// or its genesis. What was confirmed but not finalised here is dropped, as on any roster
+    /// change.
+    pub fn enter_region(&mut self, region: (u16, u16)) {
+        if region == self.region {
+            return;
+        }
+        let Some(genesis) = self.genesis.clone() else {
+            self.region = region;
+            return;
+        };
+        if let Some(f) = self.finalised.take() {
+            self.regions
+                .insert(self.region, (f, self.height, self.parent));
+        }
+        let (finalised, height, parent) = self
+            .regions
+            .remove(&region)
+            .unwrap_or_else(|| (genesis, 0, region_genesis(region)));
+        self.world = Ok(finalised.clone());
+        self.finalised = Some(finalised);
+        self.height = height;
+        self.parent = parent;
+        self.region = region;
     }
 }
 
@@ -174,12 +232,17 @@ pub struct SandboxPlugin {
     /// mesh identity, and sessions need session bonds on the ledger (see `crate::bonds`);
     /// without it, placeholder bonds.
     pub ledger: Option<crate::ledger::LedgerSetup>,
+    /// A bot's home region (`Game::make_home`); a person starts in the middle of the world.
+    pub home: Option<(u16, u16)>,
 }
 
 impl Plugin for SandboxPlugin {
     fn build(&self, app: &mut App) {
         let me = app.world().resource::<LocalPeer>().peer_id;
-        let game = Game::new(me, self.bot);
+        let mut game = Game::new(me, self.bot);
+        if let Some(home) = self.home {
+            game.make_home(home);
+        }
         let mut play = Play::default();
         if let Some(setup) = &self.ledger {
             // The wallet's key is the mesh identity: payments and certificates for it are
@@ -339,8 +402,22 @@ fn publish_state(game: Res<Game>, states: Option<ResMut<ContractStates>>) {
     }
 }
 
-fn take_actions(mut play: ResMut<Play>, mut requests: MessageReader<TakeAction>) {
+/// Queues the local player's actions; one on a cell outside our region is refused here (that
+/// region's world is another session's).
+fn take_actions(
+    mut game: ResMut<Game>,
+    mut play: ResMut<Play>,
+    mut requests: MessageReader<TakeAction>,
+) {
     for TakeAction(action) in requests.read() {
+        let (x, y) = action.cell();
+        if region_of(x, y) != game.region {
+            game.last_outcome = Some(format!(
+                "({x}, {y}) is outside region ({}, {}): walk there to build",
+                game.region.0, game.region.1
+            ));
+            continue;
+        }
         play.queue(*action);
     }
 }

@@ -33,8 +33,12 @@ fn main() {
         }
     };
     if bot {
-        let mut app =
-            meshwork_sandbox::bot_app_with(meshwork_sandbox::matchbox_config(&url), false, ledger);
+        let mut app = meshwork_sandbox::bot_app_with(
+            meshwork_sandbox::matchbox_config(&url),
+            false,
+            ledger,
+            None,
+        );
         app.add_plugins(bevy::log::LogPlugin::default());
         loop {
             app.update();

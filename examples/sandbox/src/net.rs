@@ -12,7 +12,7 @@ use meshwork::proto::session::{SNAPSHOT_CONTRACTS_MAX, Snapshot};
 use meshwork::proto::wire;
 use serde::{Deserialize, Serialize};
 
-use crate::world::{cells_x, cells_y};
+use crate::world::{REGIONS_X, REGIONS_Y, cells_x, cells_y};
 
 /// The overlay topic every sandbox player subscribes to.
 pub const WORLD_TOPIC: &[u8] = b"meshwork-sandbox/world/v1";
@@ -20,6 +20,8 @@ pub const WORLD_TOPIC: &[u8] = b"meshwork-sandbox/world/v1";
 pub const LINKS_MAX: usize = 32;
 /// Referees a proposal may list.
 pub const REFEREES_MAX: usize = 256;
+/// Attesters a proposal may list (a checkpoint draws from at most `PANEL_MAX` anyway).
+pub const ATTESTERS_MAX: usize = 64;
 /// Bans a proposal or a [`SandboxMsg::Bans`] may carry.
 pub const BANS_MAX: usize = 32;
 /// Signatures a ban's verdict may carry (a verdict needs > 2/3 of a panel of at most
@@ -49,6 +51,12 @@ pub struct Proposal {
     pub referees: Vec<PublicKey>,
     /// Referees drawn per checkpoint (what the referees announced).
     pub per_checkpoint: u8,
+    /// The region the session plays (its world instance; see `crate::session`).
+    pub region: (u16, u16),
+    /// Bonded players of other sessions the proposer heard lately: checkpoints draw their
+    /// referees from `referees` and these together (`RefereePool::with_attesters`), verdicts
+    /// stay with `referees`. At most [`ATTESTERS_MAX`].
+    pub attesters: Vec<PublicKey>,
     /// The last finalised checkpoint (all zeros: the world's genesis).
     pub parent: CheckpointDigest,
     /// The frame the session starts at: the finalised height.
@@ -131,6 +139,12 @@ impl SandboxMsg {
                 if p.referees.len() > REFEREES_MAX {
                     return Err(NetError::Bounds("too many referees"));
                 }
+                if p.attesters.len() > ATTESTERS_MAX {
+                    return Err(NetError::Bounds("too many attesters"));
+                }
+                if p.region.0 >= REGIONS_X || p.region.1 >= REGIONS_Y {
+                    return Err(NetError::Bounds("region outside the world"));
+                }
                 if p.snapshot.contracts.len() > SNAPSHOT_CONTRACTS_MAX {
                     return Err(NetError::Bounds("too many contracts"));
                 }
@@ -210,6 +224,8 @@ mod tests {
             members: Vec::new(),
             referees: Vec::new(),
             per_checkpoint: 4,
+            region: (0, 0),
+            attesters: Vec::new(),
             parent: CheckpointDigest([0; 32]),
             first_frame: 0,
             root: StateRoot::default(),

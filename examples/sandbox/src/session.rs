@@ -2,9 +2,13 @@
 //! checkpoints referees from outside the session finalise.
 //!
 //! Decisions (the demo's world is small, so it keeps them simple and writes them down):
-//! - **One session for the world.** The players heard on the world topic (at most
-//!   [`ROSTER_MAX`], lowest peer ids first) form one session; a region-per-session split is the
-//!   same machinery with the region in the topic name.
+//! - **One session per region.** The players heard on the world topic whose avatars stand in
+//!   our region (at most [`ROSTER_MAX`], lowest peer ids first) form its session. Each region
+//!   is its own world instance (same contract code, its own state and checkpoints, its first
+//!   session's parent [`region_genesis`](crate::world::region_genesis)); walking into another
+//!   region leaves the session and switches worlds ([`Game::enter_region`], which keeps the
+//!   last finalised state of regions we left). Actions on cells outside our region are refused
+//!   locally. Presence stays on one world topic, so everyone sees every avatar.
 //! - **Roster agreement.** The *proposer* is the candidate with the highest finalised height
 //!   (ties: lowest peer id). When the candidates it hears differ from the running roster and have
 //!   been stable for [`ROSTER_STABLE_MS`], it sends every candidate a [`Proposal`]: members,
@@ -23,7 +27,13 @@
 //!   where that simulation has them. Players not in our session are drawn from presence.
 //! - **Referees** are the node's referee peers (each announces itself on the world topic, with
 //!   its deployment's referees per checkpoint, which the proposal carries: a local demo runs 4
-//!   per checkpoint instead of the default 16 to stay light on one machine).
+//!   per checkpoint instead of the default 16 to stay light on one machine) — the *judges* —
+//!   and, as *attesters*, the bonded players of other regions the proposer heard lately
+//!   ([`Proposal::attesters`], `RefereePool::with_attesters`): each checkpoint's referees are
+//!   drawn from both, so every player's client re-executes other sessions' checkpoints in the
+//!   background, while verdicts (and so forfeits) stay with the judges. Requests carry the
+//!   session's pool, so an attester knows it was drawn. The set is fixed per session; the
+//!   proposer proposes again to take in newcomers at most every [`ATTESTERS_REFRESH_MS`].
 //! - **Session bonds** are ledger outputs when the deployment has a ledger (`crate::bonds`):
 //!   only players whose bond checks out against the referee pool are candidates, a proposal
 //!   carries every member's bond proof and a member checks them all before it plays. Without a
@@ -65,10 +75,10 @@ use meshwork::transport::ggrs::ggrs::{
 };
 use sha2::{Digest as _, Sha256};
 
-use crate::game::{Game, now_ms};
+use crate::game::{Game, cell_of, now_ms};
 use crate::input::{Pad, Sim, pad, unpad};
-use crate::net::{BANS_MAX, Ban, Proposal, REFEREES_MAX, SandboxMsg};
-use crate::world::{Action, Outcome, SandboxWorld, WorldError};
+use crate::net::{ATTESTERS_MAX, BANS_MAX, Ban, Proposal, REFEREES_MAX, SandboxMsg};
+use crate::world::{Action, Outcome, SandboxWorld, WorldError, region_of};
 
 /// Frames per checkpoint (K): one second.
 pub const FRAMES_PER_CHECKPOINT: u16 = 20;
@@ -106,6 +116,11 @@ const PROPOSER_PATIENCE_MS: u64 = 10_000;
 const PASSED_OVER_MS: u64 = 60_000;
 /// Players and referees not heard from for this long are no longer candidates.
 const HEARD_TIMEOUT_MS: u64 = 3_000;
+/// A running session is proposed again, to take in players who appeared elsewhere since it
+/// started as attesters, at most this often. Attesters are a consensus parameter of the panel,
+/// fixed for a session; a new one costs a roster change (frames since the last finalised
+/// checkpoint are played again), so newcomers wait up to this long before they referee.
+const ATTESTERS_REFRESH_MS: u64 = 20_000;
 /// Referees not heard from for this long leave the pool.
 const REFEREE_TIMEOUT_MS: u64 = 10_000;
 /// Local actions waiting for a frame.
@@ -198,6 +213,9 @@ pub struct Play {
     /// When a frame was last confirmed (or the session started).
     progress_ms: u64,
     last_proposal_ms: Option<u64>,
+    /// The running session's attesters, and when it started.
+    attesters: Vec<PublicKey>,
+    started_ms: u64,
     /// The ledger side: the setup, verified bonds, ours, forfeits.
     pub bonds: crate::bonds::Bonds,
 }
@@ -467,7 +485,9 @@ fn candidates(game: &Game, play: &Play, now: u64) -> Vec<(PeerId, PublicKey, u64
         .avatars
         .iter()
         .filter(|(p, a)| {
-            !play.banned.contains_key(p) && now.saturating_sub(a.seen_ms) <= HEARD_TIMEOUT_MS
+            !play.banned.contains_key(p)
+                && now.saturating_sub(a.seen_ms) <= HEARD_TIMEOUT_MS
+                && region_at(a.pos) == game.region
         })
         .filter_map(|(p, a)| a.key.map(|k| (*p, k, a.height)))
         .filter(|(_, k, _)| bonded(k))
@@ -478,6 +498,41 @@ fn candidates(game: &Game, play: &Play, now: u64) -> Vec<(PeerId, PublicKey, u64
     c.sort_by_key(|(p, ..)| *p);
     c.truncate(ROSTER_MAX);
     c
+}
+
+/// The region holding position `pos`.
+fn region_at(pos: Vec2) -> (u16, u16) {
+    let (x, y) = cell_of(pos);
+    region_of(x, y)
+}
+
+/// Bonded players heard lately who are not `candidates`, not banned and not referees, by key:
+/// a session's attesters (they referee it from their own sessions elsewhere).
+fn attesters(
+    game: &Game,
+    play: &Play,
+    now: u64,
+    candidates: &BTreeSet<PublicKey>,
+    referees: &[PublicKey],
+) -> Vec<PublicKey> {
+    let pool = if play.bonds.on_ledger() {
+        play.pool(now)
+    } else {
+        Vec::new()
+    };
+    let mut a: Vec<PublicKey> = game
+        .avatars
+        .iter()
+        .filter(|(p, a)| {
+            !play.banned.contains_key(p) && now.saturating_sub(a.seen_ms) <= HEARD_TIMEOUT_MS
+        })
+        .filter_map(|(_, a)| a.key)
+        .filter(|k| !candidates.contains(k) && !referees.contains(k))
+        .filter(|k| !play.bonds.on_ledger() || play.bonds.bond_of(k, &pool).is_some())
+        .collect();
+    a.sort();
+    a.truncate(ATTESTERS_MAX);
+    a
 }
 
 /// Proposes a session when we are the proposer and the roster should change.
@@ -533,7 +588,14 @@ fn maybe_propose(now: u64, game: &Game, play: &mut Play) -> Option<Proposal> {
     }
     let mut roster_now = play.roster.clone();
     roster_now.sort();
-    if (roster_now == ids && !stale)
+    let in_roster: BTreeSet<PublicKey> = cands.iter().map(|(_, k, _)| *k).collect();
+    let (referees, per_checkpoint) = play.pool_without(now, &in_roster);
+    let attesters = attesters(game, play, now, &in_roster, &referees);
+    // Players who appeared in other regions since our session started join its attesters.
+    let newcomers = play.session.is_some()
+        && now.saturating_sub(play.started_ms) >= ATTESTERS_REFRESH_MS
+        && attesters.iter().any(|k| !play.attesters.contains(k));
+    if (roster_now == ids && !stale && !newcomers)
         || now.saturating_sub(play.candidates_since_ms) < ROSTER_STABLE_MS
         || play
             .last_proposal_ms
@@ -541,8 +603,6 @@ fn maybe_propose(now: u64, game: &Game, play: &mut Play) -> Option<Proposal> {
     {
         return None;
     }
-    let in_roster: BTreeSet<PublicKey> = cands.iter().map(|(_, k, _)| *k).collect();
-    let (referees, per_checkpoint) = play.pool_without(now, &in_roster);
     if referees.len() < usize::from(per_checkpoint) {
         play.status = format!(
             "waiting for referees: {} of {per_checkpoint} heard",
@@ -576,6 +636,8 @@ fn maybe_propose(now: u64, game: &Game, play: &mut Play) -> Option<Proposal> {
         members,
         referees,
         per_checkpoint,
+        region: game.region,
+        attesters,
         parent: game.parent,
         first_frame: game.height,
         root: finalised.root(),
@@ -618,6 +680,15 @@ fn accept(
     }
     if p.referees.iter().any(|r| keys.binary_search(r).is_ok()) {
         return Err("a member is listed as a referee".into());
+    }
+    if p.attesters.iter().any(|r| keys.binary_search(r).is_ok()) {
+        return Err("a member is listed as an attester".into());
+    }
+    if p.region != game.region {
+        return Err(format!(
+            "it plays region {:?}, we are in {:?}",
+            p.region, game.region
+        ));
     }
     let session_bonds = if play.bonds.on_ledger() {
         if p.bonds.len() != p.members.len() {
@@ -687,6 +758,7 @@ fn accept(
         .map_err(|e| e.to_string())?;
     let pool = RefereePool::new(p.referees.clone())
         .and_then(|pool| pool.with_per_checkpoint(usize::from(p.per_checkpoint)))
+        .and_then(|pool| pool.with_attesters(p.attesters.clone()))
         .map_err(|e| e.to_string())?;
     let service = node.node.session.as_mut().ok_or("no session service")?;
     service.config_mut().pool = pool;
@@ -713,6 +785,8 @@ fn accept(
     }
     play.session = Some(session);
     play.bonds.session = session_bonds;
+    play.attesters = p.attesters.clone();
+    play.started_ms = now;
     play.roster = roster;
     play.ggrs = Some(ggrs);
     play.handle = handle;
@@ -756,6 +830,27 @@ pub(crate) fn play_session(
     let (game, play) = (&mut *game, &mut *play);
     if play.key.is_none() {
         return;
+    }
+    let standing = game.standing_in();
+    if standing != game.region {
+        // Sessions are per region: leave ours, switch worlds, and wait for the new region's
+        // players. Actions queued for the old region's cells are dropped with it.
+        play.stop();
+        if let Some(s) = node.node.session.as_mut() {
+            s.stop();
+        }
+        play.queued.clear();
+        play.inflight.clear();
+        play.unfinal.clear();
+        play.candidates.clear();
+        play.awaited = None;
+        play.last_proposal_ms = None;
+        game.enter_region(standing);
+        play.status = format!(
+            "entered region ({}, {}): waiting for its session",
+            standing.0, standing.1
+        );
+        info!("entered region {standing:?}");
     }
     for (from, bans) in std::mem::take(&mut inbox.bans) {
         let learnt = learn_bans(play, &bans);
@@ -1143,6 +1238,54 @@ mod tests {
         assert_eq!(play.queued.front(), Some(&place(0)));
     }
 
+    /// Sessions are per region: a player heard in another region is no candidate but an
+    /// attester; walking over switches worlds, and coming back finds the region as we left it.
+    #[test]
+    fn regions_have_their_own_sessions_and_worlds() {
+        let me = Identity::from_seed([1; 32]);
+        let near = Identity::from_seed([2; 32]);
+        let far = Identity::from_seed([3; 32]);
+        let mut game = Game::new(me.peer_id(), true);
+        assert!(
+            game.world.is_ok(),
+            "contracts not built: scripts/build-contracts.sh"
+        );
+        let play = Play {
+            key: Some(me.public_key()),
+            ..Play::default()
+        };
+        let avatar = |pos: Vec2, key| crate::game::Avatar {
+            pos,
+            links: Vec::new(),
+            bot: true,
+            key: Some(key),
+            height: 0,
+            seen_ms: 0,
+        };
+        game.avatars
+            .insert(near.peer_id(), avatar(game.pos, near.public_key()));
+        let elsewhere = game.pos - Vec2::new(f32::from(crate::world::REGION_SIZE), 0.0);
+        game.avatars
+            .insert(far.peer_id(), avatar(elsewhere, far.public_key()));
+        let c: Vec<PeerId> = candidates(&game, &play, 0).iter().map(|c| c.0).collect();
+        assert!(c.contains(&me.peer_id()) && c.contains(&near.peer_id()));
+        assert!(!c.contains(&far.peer_id()), "a player of another region");
+        let ours: BTreeSet<PublicKey> = candidates(&game, &play, 0).iter().map(|c| c.1).collect();
+        assert_eq!(
+            attesters(&game, &play, 0, &ours, &[]),
+            vec![far.public_key()]
+        );
+        // Another region's world: its own genesis parent; ours is kept.
+        let home = game.region;
+        let parent = game.parent;
+        game.height = 40;
+        game.enter_region(region_at(elsewhere));
+        assert_ne!(game.parent, parent);
+        assert_eq!(game.height, 0);
+        game.enter_region(home);
+        assert_eq!((game.parent, game.height), (parent, 40));
+    }
+
     /// A peer claiming the highest finalised height that never proposes is passed over after
     /// the patience, and the next candidate (here: us) proposes; it is elected again once the
     /// passing over runs out.
@@ -1167,7 +1310,8 @@ mod tests {
             game.avatars.insert(
                 liar.peer_id(),
                 crate::game::Avatar {
-                    pos: Vec2::ZERO,
+                    // In our region: candidates are the players of our region.
+                    pos: game.pos,
                     links: Vec::new(),
                     bot: true,
                     key: Some(liar.public_key()),

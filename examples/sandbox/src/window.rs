@@ -509,7 +509,8 @@ fn hud(
 /// `globalThis.meshworkState`: `{"peer", "links", "synced", "balance", "root", "blocks": [[x, y,
 /// kind], ...], "final_blocks": [...], "height", "finalised", "cheats", "roster", "status",
 /// "wallet" (ledger balance, -1 without a ledger), "bond" (our session bond, 0 if none),
-/// "forfeited" (cheaters' bonds we forfeited)}`
+/// "forfeited" (cheaters' bonds we forfeited), "region": [x, y] (the region we play in),
+/// "duties" (checkpoints of other sessions we refereed)}`
 /// (`blocks`: as of the last confirmed frame; `final_blocks`: as of the last finalised
 /// checkpoint). Refreshed four times a second.
 #[cfg(target_arch = "wasm32")]
@@ -519,6 +520,7 @@ fn expose_state(
     play: Res<crate::session::Play>,
     peers: Res<Peers>,
     wallet: Option<Res<meshwork::bevy::ledger::Wallet>>,
+    diagnostics: Res<bevy::diagnostic::DiagnosticsStore>,
     mut last_ms: Local<u128>,
 ) {
     let now = time.elapsed().as_millis();
@@ -539,7 +541,7 @@ fn expose_state(
     };
     let final_blocks = game.finalised.as_ref().map(list).unwrap_or_default();
     let json = format!(
-        r#"{{"peer":"{}","links":{},"synced":{},"balance":{},"root":"{root}","blocks":[{blocks}],"final_blocks":[{final_blocks}],"height":{},"finalised":{},"cheats":{},"roster":{},"status":"{}","wallet":{},"bond":{},"forfeited":{}}}"#,
+        r#"{{"peer":"{}","links":{},"synced":{},"balance":{},"root":"{root}","blocks":[{blocks}],"final_blocks":[{final_blocks}],"height":{},"finalised":{},"cheats":{},"roster":{},"status":"{}","wallet":{},"bond":{},"forfeited":{},"region":[{},{}],"duties":{}}}"#,
         game.me,
         peers.linked.len(),
         play.running(),
@@ -552,6 +554,12 @@ fn expose_state(
         wallet.map_or(-1, |w| i128::from(w.balance().0)),
         play.bonds.mine.as_ref().map_or(0, |b| b.output.amount.0),
         play.bonds.forfeited,
+        game.region.0,
+        game.region.1,
+        diagnostics
+            .get(&meshwork::bevy::session::diagnostics::REFEREE_DUTIES)
+            .and_then(|d| d.value())
+            .unwrap_or(0.0),
     );
     let _ = js_sys::Reflect::set(
         &js_sys::global(),

@@ -49,6 +49,24 @@ pub const fn cells_y() -> u32 {
     REGIONS_Y as u32 * REGION_SIZE as u32
 }
 
+/// The checkpoint every session of `region` first starts from (the parent of the region's
+/// first session): each region is its own world instance, and distinct parents keep the
+/// regions' sessions apart even when the same players meet in two of them.
+pub fn region_genesis(region: (u16, u16)) -> meshwork::proto::referee::CheckpointDigest {
+    let mut h = Sha256::new();
+    h.update(b"meshwork-sandbox/region-genesis");
+    h.update(region.0.to_le_bytes());
+    h.update(region.1.to_le_bytes());
+    meshwork::proto::referee::CheckpointDigest(h.finalize().into())
+}
+
+/// The cells of `region`: `(x0, y0, x1, y1)`, end exclusive.
+pub fn region_cells(region: (u16, u16)) -> (u32, u32, u32, u32) {
+    let s = u32::from(REGION_SIZE);
+    let (x0, y0) = (u32::from(region.0) * s, u32::from(region.1) * s);
+    (x0, y0, x0 + s, y0 + s)
+}
+
 /// The region holding cell `(x, y)`.
 pub fn region_of(x: u32, y: u32) -> (u16, u16) {
     let s = u32::from(REGION_SIZE);
