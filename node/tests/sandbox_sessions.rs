@@ -33,10 +33,19 @@ fn bots_finalise_checkpoints_and_the_cheater_is_caught() {
         .expect("the meshwork binary runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "exit {:?}\n{stdout}", out.status);
-    let fin = stdout
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let tail: Vec<&str> = stderr.lines().rev().take(40).collect();
+    let report = stdout
         .split("final:")
         .nth(1)
-        .unwrap_or_else(|| panic!("no final report:\n{stdout}"));
+        .unwrap_or_else(|| panic!("no final report:\n{stdout}\n{stderr}"));
+    // The report, and the errors the node logged (a failure message shows both).
+    let fin = format!(
+        "{report}\n--- the node's stderr, last {} lines ---\n{}",
+        tail.len(),
+        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+    );
+    let fin = fin.as_str();
     // "player <id> in region (x, y): L links, R in session, B blocks, balance X, finalised
     // height H (C checkpoints, ...), K cheats caught, ..., D checkpoints of other sessions refereed"
     let players: Vec<(u64, u64, u64, u64, u64, u64, u64)> = fin

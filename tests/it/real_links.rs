@@ -630,3 +630,59 @@ fn bad_input_over_real_links_is_dropped() {
         server.shutdown();
     });
 }
+
+/// A peer alone on the signalling server rejoins it with a fresh bootstrap socket (here after
+/// 300 ms, doubling), and a rejoined peer still links: a newcomer's link to it comes up.
+#[test]
+fn a_peer_left_alone_rejoins_through_the_signalling_server() {
+    bounded("real_links_rejoin", || {
+        let server =
+            SignallingServer::start(SignallingConfig::default()).expect("start signalling server");
+        let url = server.room_url("rejoin");
+        let config = MatchboxConfig {
+            rejoin_after_ms: 300,
+            ..MatchboxConfig::new(url.clone())
+        };
+        let start = Instant::now();
+        let now = || u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let mut alone = MatchboxTransport::new(config);
+        let mut out = Vec::new();
+        while alone.stats().bootstraps < 3 && start.elapsed() < Duration::from_secs(10) {
+            alone.poll(now(), &mut out);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(
+            alone.stats().bootstraps >= 3,
+            "alone for {:?}, rejoined {} times",
+            start.elapsed(),
+            alone.stats().bootstraps - 1
+        );
+        assert!(out.is_empty(), "no link while alone: {out:?}");
+        // Let the fresh socket register (and the replaced one leave) before a newcomer comes:
+        // introduced to a socket that is going away, the newcomer's matchbox socket panics
+        // ("Sender closed before channel was ready") and is gone — after which the newcomer,
+        // alone, rejoins too (seen while writing this test).
+        let settle = Instant::now() + Duration::from_millis(200);
+        while Instant::now() < settle {
+            alone.poll(now(), &mut out);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let mut newcomer = MatchboxTransport::new(MatchboxConfig::new(url));
+        let mut theirs = Vec::new();
+        let until = Instant::now() + Duration::from_secs(20);
+        let up = |events: &[meshwork::transport::TransportEvent]| {
+            events
+                .iter()
+                .any(|e| matches!(e, meshwork::transport::TransportEvent::LinkUp { .. }))
+        };
+        while !(up(&out) && up(&theirs)) && Instant::now() < until {
+            alone.poll(now(), &mut out);
+            newcomer.poll(now(), &mut theirs);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(
+            up(&out) && up(&theirs),
+            "the rejoined peer and a newcomer did not link"
+        );
+    });
+}

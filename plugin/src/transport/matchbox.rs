@@ -99,6 +99,12 @@ pub struct MatchboxConfig {
     pub pending_max: usize,
     /// Signals accepted per per-link socket (default 64).
     pub signals_per_link_max: u32,
+    /// A peer with no live link for this long opens a fresh bootstrap socket, so the signalling
+    /// server introduces it again (default 10 s; 0: never). Retried with doubling waits up to a
+    /// minute while it stays alone. Covers a bootstrap socket that closed or whose introduced
+    /// links all failed to connect (matchbox does not retry them), which left a peer isolated
+    /// for good.
+    pub rejoin_after_ms: u64,
 }
 
 impl Default for MatchboxConfig {
@@ -111,6 +117,7 @@ impl Default for MatchboxConfig {
             connect_timeout_ms: 15_000,
             pending_max: 8,
             signals_per_link_max: 64,
+            rejoin_after_ms: 10_000,
         }
     }
 }
@@ -151,6 +158,8 @@ pub struct MatchboxStats {
     pub datagrams_in: u64,
     /// Datagrams sent on the unreliable channel.
     pub datagrams_out: u64,
+    /// Bootstrap sockets opened (the first, and one per rejoin).
+    pub bootstraps: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -209,7 +218,15 @@ pub struct MatchboxTransport {
     /// Per-link sockets we gave up on while they were still connecting, kept until a deadline
     /// in the browser (see [`MatchboxTransport::park`]).
     parked: Vec<(MeshLink, u64)>,
+    /// Since when we have had no live link (`None`: we have one).
+    alone_since_ms: Option<u64>,
+    /// The wait before the next rejoin, and when it is due.
+    rejoin_wait_ms: u64,
+    next_rejoin_ms: u64,
 }
+
+/// The longest wait between two rejoins of a peer that stays alone.
+const REJOIN_WAIT_MAX_MS: u64 = 60_000;
 
 /// How long a given-up connecting socket is kept in the browser before it is dropped.
 const PARK_MS: u64 = 60_000;
@@ -239,20 +256,64 @@ impl MatchboxTransport {
             last_rejection: None,
             datagrams: VecDeque::new(),
             parked: Vec::new(),
+            alone_since_ms: None,
+            rejoin_wait_ms: 0,
+            next_rejoin_ms: 0,
             config,
         };
-        if !t.config.signalling_url.is_empty() {
-            let (socket, future) = t.builder(&t.config.signalling_url).build();
-            runtime::spawn("bootstrap", future);
-            t.bootstrap = Some(Bootstrap {
-                socket,
-                links: BTreeMap::new(),
-                by_link: BTreeMap::new(),
-                waiting: Vec::new(),
-                early: BTreeMap::new(),
-            });
-        }
+        t.open_bootstrap();
         t
+    }
+
+    /// Opens a bootstrap socket to the signalling server (replacing the current one, if any).
+    fn open_bootstrap(&mut self) {
+        if self.config.signalling_url.is_empty() {
+            return;
+        }
+        let (socket, future) = self.builder(&self.config.signalling_url).build();
+        runtime::spawn("bootstrap", future);
+        self.stats.bootstraps += 1;
+        self.bootstrap = Some(Bootstrap {
+            socket,
+            links: BTreeMap::new(),
+            by_link: BTreeMap::new(),
+            waiting: Vec::new(),
+            early: BTreeMap::new(),
+        });
+    }
+
+    /// Links up now: bootstrap links in use and per-link sockets connected.
+    fn live_links(&self) -> usize {
+        self.bootstrap
+            .as_ref()
+            .map_or(0, |b| b.links.values().filter(|bl| bl.in_use).count())
+            + self.mesh.values().filter(|m| m.up).count()
+    }
+
+    /// A peer alone for `rejoin_after_ms` opens a fresh bootstrap socket (see
+    /// [`MatchboxConfig::rejoin_after_ms`]).
+    fn rejoin_if_alone(&mut self, now_ms: u64) {
+        if self.live_links() > 0 {
+            self.alone_since_ms = None;
+            self.rejoin_wait_ms = 0;
+            return;
+        }
+        let after = self.config.rejoin_after_ms;
+        let since = *self.alone_since_ms.get_or_insert(now_ms);
+        if after == 0
+            || self.config.signalling_url.is_empty()
+            || now_ms.saturating_sub(since) < after
+            || now_ms < self.next_rejoin_ms
+        {
+            return;
+        }
+        self.rejoin_wait_ms = (self.rejoin_wait_ms * 2).clamp(after, REJOIN_WAIT_MAX_MS.max(after));
+        self.next_rejoin_ms = now_ms + self.rejoin_wait_ms;
+        tracing::info!(
+            alone_ms = now_ms - since,
+            "no live link: rejoining through the signalling server"
+        );
+        self.open_bootstrap();
     }
 
     /// Counters.
@@ -716,6 +777,7 @@ impl Transport for MatchboxTransport {
         out.append(&mut self.queued);
         self.poll_bootstrap(out);
         self.poll_mesh(now_ms, out);
+        self.rejoin_if_alone(now_ms);
         let timeout = self.config.connect_timeout_ms;
         self.accepts
             .retain(|_, t| now_ms.saturating_sub(*t) <= timeout);
