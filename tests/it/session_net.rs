@@ -274,11 +274,17 @@ fn players_of_other_sessions_attest_with_the_pool_the_request_carries() {
         .expect("starts");
         peers.push(s);
     }
-    for r in judges.iter().chain(&attesters) {
+    // Another deployment's referee, configured with other judges: it must not take the judges
+    // a request names (a requester cannot make a referee judge a session it does not judge).
+    let other = RefereePool::new(judges[1..].iter().map(Identity::public_key).collect())
+        .and_then(|p| p.with_per_checkpoint(4))
+        .expect("pool");
+    for (i, r) in judges.iter().chain(&attesters).enumerate() {
         // Referees and other sessions' players know only the judges.
+        let pool = if i == judges.len() { &other } else { &own };
         peers.push(SessionService::new(
             r.clone(),
-            cfg(&own, true),
+            cfg(pool, true),
             host.clone(),
         ));
     }
@@ -303,7 +309,16 @@ fn players_of_other_sessions_attest_with_the_pool_the_request_carries() {
         })
         .count();
     assert_eq!(finals, 3, "every checkpoint final: {:?}", net.events);
-    let by_attesters: u64 = net.peers[7..].iter().map(|p| p.stats().refereed).sum();
+    assert_eq!(
+        net.peers[7].stats().refereed,
+        0,
+        "a referee with other judges re-executed a request naming ours"
+    );
+    assert!(
+        net.peers[7].stats().dropped >= 1,
+        "the referee with other judges was never asked (the check above proves nothing)"
+    );
+    let by_attesters: u64 = net.peers[8..].iter().map(|p| p.stats().refereed).sum();
     let by_judges: u64 = net.peers[3..7].iter().map(|p| p.stats().refereed).sum();
     assert!(
         by_attesters >= 1,

@@ -177,8 +177,8 @@ impl Game {
 
     /// Switches to `region`'s world (the caller leaves the session first): the current region's
     /// finalised state is kept for when we come back, and the new one's is what we kept of it,
-    /// or its genesis. What was confirmed but not finalised here is dropped, as on any roster
-    /// change.
+    /// or its genesis. What was confirmed but not finalised here is dropped, and so are our
+    /// actions not finalised yet (the caller clears them: they were for this region's cells).
     pub fn enter_region(&mut self, region: (u16, u16)) {
         if region == self.region {
             return;

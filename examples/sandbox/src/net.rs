@@ -57,6 +57,10 @@ pub struct Proposal {
     /// referees from `referees` and these together (`RefereePool::with_attesters`), verdicts
     /// stay with `referees`. At most [`ATTESTERS_MAX`].
     pub attesters: Vec<PublicKey>,
+    /// Where bonds are ledger outputs: each attester's session bond proof, in attester order
+    /// (empty with placeholder bonds). A member refuses a proposal with an attester whose bond
+    /// does not check out: otherwise a proposer could fill the referee sets with keys of its own.
+    pub attester_bonds: Vec<OutputProof>,
     /// The last finalised checkpoint (all zeros: the world's genesis).
     pub parent: CheckpointDigest,
     /// The frame the session starts at: the finalised height.
@@ -142,6 +146,9 @@ impl SandboxMsg {
                 if p.attesters.len() > ATTESTERS_MAX {
                     return Err(NetError::Bounds("too many attesters"));
                 }
+                if !p.attester_bonds.is_empty() && p.attester_bonds.len() != p.attesters.len() {
+                    return Err(NetError::Bounds("one bond per attester"));
+                }
                 if p.region.0 >= REGIONS_X || p.region.1 >= REGIONS_Y {
                     return Err(NetError::Bounds("region outside the world"));
                 }
@@ -226,6 +233,7 @@ mod tests {
             per_checkpoint: 4,
             region: (0, 0),
             attesters: Vec::new(),
+            attester_bonds: Vec::new(),
             parent: CheckpointDigest([0; 32]),
             first_frame: 0,
             root: StateRoot::default(),

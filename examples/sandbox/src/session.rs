@@ -32,8 +32,11 @@
 //!   ([`Proposal::attesters`], `RefereePool::with_attesters`): each checkpoint's referees are
 //!   drawn from both, so every player's client re-executes other sessions' checkpoints in the
 //!   background, while verdicts (and so forfeits) stay with the judges. Requests carry the
-//!   session's pool, so an attester knows it was drawn. The set is fixed per session; the
-//!   proposer proposes again to take in newcomers at most every [`ATTESTERS_REFRESH_MS`].
+//!   session's pool, so an attester knows it was drawn. With ledger bonds the proposal carries
+//!   each attester's bond proof and a member refuses it if one does not check out (else a
+//!   proposer could fill the referee sets with keys of its own). The set is fixed per
+//!   session; the proposer proposes again to take in newcomers, or to leave out a quarter gone
+//!   silent, at most every [`ATTESTERS_REFRESH_MS`].
 //! - **Session bonds** are ledger outputs when the deployment has a ledger (`crate::bonds`):
 //!   only players whose bond checks out against the referee pool are candidates, a proposal
 //!   carries every member's bond proof and a member checks them all before it plays. Without a
@@ -64,7 +67,7 @@ use meshwork::bevy::prelude::*;
 use meshwork::bevy::{MeshworkGgrs, MeshworkNode};
 use meshwork::proto::contract::Address;
 use meshwork::proto::identity::{Identity, PublicKey};
-use meshwork::proto::ledger::{BondTerms, Epoch, OutputId, Verdict};
+use meshwork::proto::ledger::{BondTerms, Epoch, OutputId, OutputProof, Verdict};
 use meshwork::proto::referee::{
     FinaliserConfig, Member, REFEREES_PER_CHECKPOINT, ROSTER_MAX, RefereePool, SessionId, quorum,
 };
@@ -506,21 +509,22 @@ fn region_at(pos: Vec2) -> (u16, u16) {
     region_of(x, y)
 }
 
-/// Bonded players heard lately who are not `candidates`, not banned and not referees, by key:
-/// a session's attesters (they referee it from their own sessions elsewhere).
+/// Bonded players heard lately who are not `candidates`, not banned and not referees, by key,
+/// with their bonds' proofs where bonds are ledger outputs (else none): a session's attesters
+/// (they referee it from their own sessions elsewhere).
 fn attesters(
     game: &Game,
     play: &Play,
     now: u64,
     candidates: &BTreeSet<PublicKey>,
     referees: &[PublicKey],
-) -> Vec<PublicKey> {
+) -> (Vec<PublicKey>, Vec<OutputProof>) {
     let pool = if play.bonds.on_ledger() {
         play.pool(now)
     } else {
         Vec::new()
     };
-    let mut a: Vec<PublicKey> = game
+    let mut a: Vec<(PublicKey, Option<OutputProof>)> = game
         .avatars
         .iter()
         .filter(|(p, a)| {
@@ -528,11 +532,24 @@ fn attesters(
         })
         .filter_map(|(_, a)| a.key)
         .filter(|k| !candidates.contains(k) && !referees.contains(k))
-        .filter(|k| !play.bonds.on_ledger() || play.bonds.bond_of(k, &pool).is_some())
+        .filter_map(|k| {
+            if play.bonds.on_ledger() {
+                play.bonds
+                    .bond_of(&k, &pool)
+                    .map(|b| (k, Some(b.proof.clone())))
+            } else {
+                Some((k, None))
+            }
+        })
         .collect();
-    a.sort();
+    a.sort_by_key(|(k, _)| *k);
     a.truncate(ATTESTERS_MAX);
-    a
+    a.into_iter()
+        .fold((Vec::new(), Vec::new()), |(mut keys, mut bonds), (k, b)| {
+            keys.push(k);
+            bonds.extend(b);
+            (keys, bonds)
+        })
 }
 
 /// Proposes a session when we are the proposer and the roster should change.
@@ -590,12 +607,19 @@ fn maybe_propose(now: u64, game: &Game, play: &mut Play) -> Option<Proposal> {
     roster_now.sort();
     let in_roster: BTreeSet<PublicKey> = cands.iter().map(|(_, k, _)| *k).collect();
     let (referees, per_checkpoint) = play.pool_without(now, &in_roster);
-    let attesters = attesters(game, play, now, &in_roster, &referees);
-    // Players who appeared in other regions since our session started join its attesters.
-    let newcomers = play.session.is_some()
+    let (attesters, attester_bonds) = attesters(game, play, now, &in_roster, &referees);
+    // Players who appeared in other regions since our session started join its attesters, and
+    // a quarter of them gone silent are left out (each silent one drawn costs a retry).
+    let gone = play
+        .attesters
+        .iter()
+        .filter(|k| !attesters.contains(k))
+        .count();
+    let refresh = play.session.is_some()
         && now.saturating_sub(play.started_ms) >= ATTESTERS_REFRESH_MS
-        && attesters.iter().any(|k| !play.attesters.contains(k));
-    if (roster_now == ids && !stale && !newcomers)
+        && (attesters.iter().any(|k| !play.attesters.contains(k))
+            || (gone > 0 && gone * 4 >= play.attesters.len()));
+    if (roster_now == ids && !stale && !refresh)
         || now.saturating_sub(play.candidates_since_ms) < ROSTER_STABLE_MS
         || play
             .last_proposal_ms
@@ -638,6 +662,7 @@ fn maybe_propose(now: u64, game: &Game, play: &mut Play) -> Option<Proposal> {
         per_checkpoint,
         region: game.region,
         attesters,
+        attester_bonds,
         parent: game.parent,
         first_frame: game.height,
         root: finalised.root(),
@@ -683,6 +708,18 @@ fn accept(
     }
     if p.attesters.iter().any(|r| keys.binary_search(r).is_ok()) {
         return Err("a member is listed as an attester".into());
+    }
+    if play.bonds.on_ledger() {
+        // Attesters sign roots like referees: each must have a session bond the judges can
+        // forfeit, or a proposer could list keys of its own and finalise what it likes.
+        if p.attester_bonds.len() != p.attesters.len() {
+            return Err("an attester without a bond proof".into());
+        }
+        for (k, proof) in p.attesters.iter().zip(&p.attester_bonds) {
+            play.bonds
+                .check(proof, k, &p.referees)
+                .map_err(|e| format!("attester {}: {e}", PeerId::from_public_key(k).short()))?;
+        }
     }
     if p.region != game.region {
         return Err(format!(
@@ -1273,7 +1310,7 @@ mod tests {
         let ours: BTreeSet<PublicKey> = candidates(&game, &play, 0).iter().map(|c| c.1).collect();
         assert_eq!(
             attesters(&game, &play, 0, &ours, &[]),
-            vec![far.public_key()]
+            (vec![far.public_key()], Vec::new())
         );
         // Another region's world: its own genesis parent; ours is kept.
         let home = game.region;

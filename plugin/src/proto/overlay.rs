@@ -528,8 +528,8 @@ impl Overlay {
     }
 
     /// Approximate heap bytes held by this node (simulator memory figures): the containers'
-    /// capacities and the per-link and per-hop buffers they own; the topic maps (empty in the
-    /// overlay benchmark) are left out.
+    /// capacities (the small sorted maps by length) and the per-link buffers they own; the
+    /// topic maps (empty in the overlay benchmark) are left out.
     pub fn heap_bytes(&self) -> usize {
         let links: usize = self
             .links

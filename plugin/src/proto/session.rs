@@ -351,11 +351,14 @@ impl SessionService {
             &roster,
         );
         let panel = Panel::draw(&self.cfg.pool, &session, &roster)?;
+        let carried = PoolSpec::of(&self.cfg.pool).ok_or(SessionError::Malformed(
+            "the referee pool is too large to carry with requests (POOL_SPEC_KEYS_MAX)",
+        ))?;
         let players = u8::try_from(roster.len()).expect("ROSTER_MAX fits a byte");
         self.active = Some(Active {
             session,
             panel,
-            pool: PoolSpec::of(&self.cfg.pool).map(Box::new),
+            pool: Some(Box::new(carried)),
             seq: 0,
             builder: InputLogBuilder::new(first_frame, players),
             roster,
@@ -587,7 +590,7 @@ impl SessionService {
         let snapshot =
             snapshot.ok_or(SessionError::Malformed("a request without its prior state"))?;
         let host = snapshot.restore(&self.template, checkpoint.prior_root)?;
-        let carried = pool.map(|p| p.pool()).transpose()?;
+        let carried = self.carried_pool(&msg, pool.as_deref())?;
         let panel = Panel::draw(
             carried.as_ref().unwrap_or(&self.cfg.pool),
             &checkpoint.session,
@@ -629,6 +632,35 @@ impl SessionService {
             session: checkpoint.session,
         });
         Ok(())
+    }
+
+    /// The pool a request carries, as far as we take it: its attesters always (they differ per
+    /// session), its judges and panel size only if we have none of our own (a player's client
+    /// outside any session). A referee with judges of its own (from the ledger, or its
+    /// deployment) refuses a request naming other judges, so a requester cannot make it judge
+    /// a session it does not judge; and only a judge of our own pool judges.
+    fn carried_pool(
+        &self,
+        msg: &RefereeMsg,
+        spec: Option<&PoolSpec>,
+    ) -> Result<Option<RefereePool>, SessionError> {
+        let own = &self.cfg.pool;
+        if matches!(msg, RefereeMsg::Judge { .. }) && own.keys().is_empty() {
+            return Err(SessionError::Malformed("we judge no session"));
+        }
+        let Some(spec) = spec else {
+            return Ok(None);
+        };
+        let carried = spec.pool()?;
+        if own.keys().is_empty() {
+            return Ok(Some(carried));
+        }
+        if carried.keys() != own.keys() || carried.per_checkpoint() != own.per_checkpoint() {
+            return Err(SessionError::Malformed(
+                "the request names judges that are not ours",
+            ));
+        }
+        Ok(Some(carried))
     }
 
     /// A routed message with our service tag arrived from (claimed) `origin`.

@@ -99,11 +99,13 @@ pub struct MatchboxConfig {
     pub pending_max: usize,
     /// Signals accepted per per-link socket (default 64).
     pub signals_per_link_max: u32,
-    /// A peer with no live link for this long opens a fresh bootstrap socket, so the signalling
-    /// server introduces it again (default 10 s; 0: never). Retried with doubling waits up to a
-    /// minute while it stays alone. Covers a bootstrap socket that closed or whose introduced
+    /// A peer with no link, up or connecting, for this long opens a fresh bootstrap socket, so
+    /// the signalling server introduces it again (0: never). Retried with doubling waits up to
+    /// a minute while it stays alone. Covers a bootstrap socket that closed or whose introduced
     /// links all failed to connect (matchbox does not retry them), which left a peer isolated
-    /// for good.
+    /// for good. Default natively 20 s (above `connect_timeout_ms`, so a slow handshake is not
+    /// cut short); 0 in the browser, where dropping a socket whose handshake is still running
+    /// can end the page (see [`MatchboxTransport`]'s parking) — a page is reloaded instead.
     pub rejoin_after_ms: u64,
 }
 
@@ -117,7 +119,11 @@ impl Default for MatchboxConfig {
             connect_timeout_ms: 15_000,
             pending_max: 8,
             signals_per_link_max: 64,
-            rejoin_after_ms: 10_000,
+            rejoin_after_ms: if cfg!(target_arch = "wasm32") {
+                0
+            } else {
+                20_000
+            },
         }
     }
 }
@@ -282,12 +288,12 @@ impl MatchboxTransport {
         });
     }
 
-    /// Links up now: bootstrap links in use and per-link sockets connected.
+    /// Links up or on their way: bootstrap links in use or reported but not yet ours, and
+    /// per-link sockets (connecting or connected).
     fn live_links(&self) -> usize {
-        self.bootstrap
-            .as_ref()
-            .map_or(0, |b| b.links.values().filter(|bl| bl.in_use).count())
-            + self.mesh.values().filter(|m| m.up).count()
+        self.bootstrap.as_ref().map_or(0, |b| {
+            b.links.values().filter(|bl| bl.in_use).count() + b.waiting.len()
+        }) + self.mesh.len()
     }
 
     /// A peer alone for `rejoin_after_ms` opens a fresh bootstrap socket (see
