@@ -1,4 +1,5 @@
-//! Referee messages and input logs from arbitrary bytes never panic: decoding every message
+//! Referee messages, session messages and input logs from arbitrary bytes never panic:
+//! decoding every message (and a session message's carried referee pool)
 //! (checkpoints with their rosters, claims, attestations, verdict shares, certificates, input
 //! logs), then what a referee or finaliser does next with a decoded one (signature checks,
 //! certificate checks against a panel, turning a log into world inputs).
@@ -55,6 +56,15 @@ fuzz_target!(|data: &[u8]| {
             let inputs = log.to_inputs(ContractId([3; 32]), &roster).expect("valid log");
             assert!(inputs.len() <= usize::from(log.frames()));
         }
+    }
+    // A session message as peers send it: the carried referee pool must turn into a pool or a
+    // typed error, within its bounds.
+    if let Ok(m) = meshwork::proto::wire::decode::<meshwork::proto::session::SessionMsg>(data)
+        && let Some(spec) = m.pool
+        && let Ok(pool) = spec.pool()
+    {
+        assert!(pool.keys().len() <= meshwork::proto::session::POOL_SPEC_KEYS_MAX);
+        assert!(pool.attesters().len() <= meshwork::proto::session::POOL_SPEC_KEYS_MAX);
     }
     let Ok(msg) = RefereeMsg::decode(data) else {
         return;
