@@ -62,6 +62,17 @@ impl Net {
     }
 }
 
+/// The players as session members, each with a placeholder bond named after its key.
+fn members(players: &[Identity]) -> Vec<Member> {
+    players
+        .iter()
+        .map(|p| Member {
+            key: p.public_key(),
+            bond: OutputId([p.public_key().0[0]; 32]),
+        })
+        .collect()
+}
+
 fn session(cheater: Option<usize>) -> Net {
     let players: Vec<Identity> = (0..3u8)
         .map(|i| Identity::from_seed([0x70 + i; 32]))
@@ -80,13 +91,7 @@ fn session(cheater: Option<usize>) -> Net {
         referee,
         cheat,
     };
-    let members: Vec<Member> = players
-        .iter()
-        .map(|p| Member {
-            key: p.public_key(),
-            bond: OutputId([p.public_key().0[0]; 32]),
-        })
-        .collect();
+    let members = members(&players);
     let mut peers = Vec::new();
     for (i, p) in players.iter().enumerate() {
         let mut s = SessionService::new(p.clone(), cfg(false, cheater == Some(i)), host.clone());
@@ -255,13 +260,7 @@ fn players_of_other_sessions_attest_with_the_pool_the_request_carries() {
         referee,
         cheat: false,
     };
-    let members: Vec<Member> = players
-        .iter()
-        .map(|p| Member {
-            key: p.public_key(),
-            bond: OutputId([p.public_key().0[0]; 32]),
-        })
-        .collect();
+    let members = members(&players);
     let mut peers = Vec::new();
     for p in &players {
         let mut s = SessionService::new(p.clone(), cfg(&session_pool, false), host.clone());

@@ -123,7 +123,7 @@ const HEARD_TIMEOUT_MS: u64 = 3_000;
 /// started as attesters, at most this often. Attesters are a consensus parameter of the panel,
 /// fixed for a session; a new one costs a roster change (frames since the last finalised
 /// checkpoint are played again), so newcomers wait up to this long before they referee.
-const ATTESTERS_REFRESH_MS: u64 = 20_000;
+pub const ATTESTERS_REFRESH_MS: u64 = 20_000;
 /// Referees not heard from for this long leave the pool.
 const REFEREE_TIMEOUT_MS: u64 = 10_000;
 /// Local actions waiting for a frame.
