@@ -2,9 +2,10 @@
 //! signalling server, 6 referee peers (4 per checkpoint) and 4 bot players in two regions (two
 //! sessions): the first two in region (1, 1), one of them claiming tampered roots, the other
 //! two in region (2, 1). The honest bots must finalise checkpoints through the referees, the
-//! cheater's session partner must know it is banned (caught by its own finaliser), every honest
-//! bot must see another bot's avatar walk in confirmed GGRS frames, and bots must referee the
-//! other region's session as attesters; the cheater must finalise nothing. With the demo
+//! cheater's session partner must know it is banned (the partner's or the cheater's own
+//! finaliser formed the verdict), the two bots of region (2, 1) must see each other walk in
+//! confirmed GGRS frames, and bots must referee the other region's session as attesters; the
+//! cheater must finalise nothing. With the demo
 //! ledger: every bot gets its grant from the faucet and posts a session bond on the referees'
 //! validators, and the cheater's bond is forfeited there on the referees' verdict.
 
