@@ -62,13 +62,33 @@ impl Net {
     }
 }
 
-/// The players as session members, each with a placeholder bond named after its key.
-fn members(players: &[Identity]) -> Vec<Member> {
-    players
+/// A service per player (player `i` configured by `cfg(i)`), each started in one session of
+/// them all from `host`, every member with a placeholder bond named after its key.
+fn started(
+    players: &[Identity],
+    host: &ContractHost,
+    cfg: impl Fn(usize) -> SessionConfig,
+) -> Vec<SessionService> {
+    let members: Vec<Member> = players
         .iter()
         .map(|p| Member {
             key: p.public_key(),
             bond: OutputId([p.public_key().0[0]; 32]),
+        })
+        .collect();
+    players
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let mut s = SessionService::new(p.clone(), cfg(i), host.clone());
+            s.start(
+                members.clone(),
+                host.clone(),
+                CheckpointDigest::default(),
+                0,
+            )
+            .expect("starts");
+            s
         })
         .collect()
 }
@@ -91,19 +111,7 @@ fn session(cheater: Option<usize>) -> Net {
         referee,
         cheat,
     };
-    let members = members(&players);
-    let mut peers = Vec::new();
-    for (i, p) in players.iter().enumerate() {
-        let mut s = SessionService::new(p.clone(), cfg(false, cheater == Some(i)), host.clone());
-        s.start(
-            members.clone(),
-            host.clone(),
-            CheckpointDigest::default(),
-            0,
-        )
-        .expect("starts");
-        peers.push(s);
-    }
+    let mut peers = started(&players, &host, |i| cfg(false, cheater == Some(i)));
     for r in &referees {
         peers.push(SessionService::new(
             r.clone(),
@@ -260,19 +268,7 @@ fn players_of_other_sessions_attest_with_the_pool_the_request_carries() {
         referee,
         cheat: false,
     };
-    let members = members(&players);
-    let mut peers = Vec::new();
-    for p in &players {
-        let mut s = SessionService::new(p.clone(), cfg(&session_pool, false), host.clone());
-        s.start(
-            members.clone(),
-            host.clone(),
-            CheckpointDigest::default(),
-            0,
-        )
-        .expect("starts");
-        peers.push(s);
-    }
+    let mut peers = started(&players, &host, |_| cfg(&session_pool, false));
     // Another deployment's referee, configured with other judges: it must not take the judges
     // a request names (a requester cannot make a referee judge a session it does not judge).
     let other = RefereePool::new(judges[1..].iter().map(Identity::public_key).collect())

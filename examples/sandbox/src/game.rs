@@ -183,18 +183,20 @@ impl Game {
         if region == self.region {
             return;
         }
-        let Some(genesis) = self.genesis.clone() else {
+        let Some(genesis) = &self.genesis else {
             self.region = region;
             return;
+        };
+        // Only a region never seen starts from a copy of the genesis.
+        let entered = match self.regions.remove(&region) {
+            Some(kept) => kept,
+            None => (genesis.clone(), 0, region_genesis(region)),
         };
         if let Some(f) = self.finalised.take() {
             self.regions
                 .insert(self.region, (f, self.height, self.parent));
         }
-        let (finalised, height, parent) = self
-            .regions
-            .remove(&region)
-            .unwrap_or_else(|| (genesis, 0, region_genesis(region)));
+        let (finalised, height, parent) = entered;
         self.world = Ok(finalised.clone());
         self.finalised = Some(finalised);
         self.height = height;

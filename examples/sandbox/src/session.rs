@@ -544,12 +544,8 @@ fn attesters(
         .collect();
     a.sort_by_key(|(k, _)| *k);
     a.truncate(ATTESTERS_MAX);
-    a.into_iter()
-        .fold((Vec::new(), Vec::new()), |(mut keys, mut bonds), (k, b)| {
-            keys.push(k);
-            bonds.extend(b);
-            (keys, bonds)
-        })
+    let (keys, bonds): (Vec<_>, Vec<_>) = a.into_iter().unzip();
+    (keys, bonds.into_iter().flatten().collect())
 }
 
 /// Proposes a session when we are the proposer and the roster should change.
