@@ -80,16 +80,32 @@ fn main() {
             .ok()
             .and_then(|v| v.parse().ok())
             .unwrap_or_else(|| (n as u64 / 60).clamp(50, 500));
-        // In tenths, so a long run shows its progress.
+        // In tenths, so a long run shows its progress and what a join cost the network in each.
         let mut grown = 0;
+        let mut last = (0, 0, 0, 0);
         for tenth in 1..=10 {
             let upto = n * tenth / 10;
+            let joined = (upto - grown).max(1) as f64;
             sim.grow(upto - grown, joins_per_s);
             grown = upto;
+            let frames = sim.frame_counts().0;
+            let opened = sim.links_opened();
+            let (mut dials, mut forwarded) = (0, 0);
+            for slot in sim.live_slots() {
+                if let Some(o) = sim.overlay(slot) {
+                    dials += o.stats().dials;
+                    forwarded += o.stats().forwarded;
+                }
+            }
             eprintln!(
-                "  [{n} peers] {grown} joined after {:.1} s",
-                start.elapsed().as_secs_f64()
+                "  [{n} peers] {grown} joined after {:.1} s; per join in this tenth: {:.0} frames, {:.1} links opened, {:.1} link requests, {:.0} routed forwards",
+                start.elapsed().as_secs_f64(),
+                (frames - last.0) as f64 / joined,
+                (opened - last.1) as f64 / joined,
+                (dials - last.2) as f64 / joined,
+                (forwarded - last.3) as f64 / joined,
             );
+            last = (frames, opened, dials, forwarded);
         }
         let grown_s = start.elapsed().as_secs_f64();
         sim.run_for(60_000);

@@ -346,6 +346,30 @@ fn forged_and_malformed_input_is_rejected_with_typed_errors() {
         w.net.cores[1].handle_message(0, me, &bytes),
         Err(FetchError::BadSignature("request"))
     );
+    // Handed back to its own requester (as when it is closest to the key), a request in its
+    // name is trusted only if it is byte for byte the one pending: a changed body or a changed
+    // signature is checked, and fails.
+    assert_eq!(
+        w.net.cores[0].handle_message(0, me, &bytes),
+        Err(FetchError::BadSignature("request"))
+    );
+    let FetchMsg::Request {
+        request: mut resigned,
+        ..
+    } = FetchMsg::decode(&payload[1..]).expect("decodes")
+    else {
+        panic!()
+    };
+    resigned.signature.0[0] ^= 1;
+    let bytes = FetchMsg::Request {
+        request: resigned,
+        forwarded: false,
+    }
+    .encode();
+    assert_eq!(
+        w.net.cores[0].handle_message(0, me, &bytes),
+        Err(FetchError::BadSignature("request"))
+    );
     // Answers to a fresh request: forged signature, forged bond, price above the maximum.
     let _ = rid;
     w.net.run();
