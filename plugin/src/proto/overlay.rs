@@ -667,15 +667,17 @@ impl Overlay {
             self.stats.frames_dropped += 1;
             return;
         };
-        let body = match wire::parse_frame(frame) {
-            Ok(Frame::Whole(body)) => Ok(Some(body.to_vec())),
+        // A whole frame decodes in place; chunks are copied until their message is complete.
+        let msg = match wire::parse_frame(frame) {
+            Ok(Frame::Whole(body)) => wire::decode::<LinkMsg>(body).map(Some),
             Ok(Frame::Chunk { .. }) => l
                 .reassembler
                 .get_or_insert_with(|| Box::new(Reassembler::new(4, 30_000)))
-                .push(now_ms, frame),
+                .push(now_ms, frame)
+                .and_then(|b| b.map(|b| wire::decode::<LinkMsg>(&b)).transpose()),
             Err(e) => Err(e),
         };
-        let msg = match body.and_then(|b| b.map(|b| wire::decode::<LinkMsg>(&b)).transpose()) {
+        let msg = match msg {
             Ok(Some(m)) => m,
             Ok(None) => return,
             Err(e) => return self.reject_frame(link, &e.to_string()),

@@ -4,6 +4,9 @@
 
 use super::*;
 
+/// The key bits of a `seen` entry (its low five bytes, little-endian).
+const SEEN_KEY_MASK: u64 = (1 << 40) - 1;
+
 impl Overlay {
     /// The live link whose peer is closest to `target`, if it is closer than we are.
     /// `skip` is a peer treated as absent (the origin of a lookup, so it finds others).
@@ -280,10 +283,11 @@ impl Overlay {
         }
     }
 
-    pub(super) fn seen_key(origin: &PeerId, id: u64) -> [u8; 5] {
-        let h = (u64::from_le_bytes(prefix8(origin)) ^ id.wrapping_mul(0x9e37_79b9_7f4a_7c15))
-            .to_le_bytes();
-        [h[0], h[1], h[2], h[3], h[4]]
+    /// The 40-bit key a message is remembered by: the low five bytes of a `seen` entry, read
+    /// as a little-endian word (so a lookup compares words, not five-byte slices).
+    pub(super) fn seen_key(origin: &PeerId, id: u64) -> u64 {
+        (u64::from_le_bytes(prefix8(origin)) ^ id.wrapping_mul(0x9e37_79b9_7f4a_7c15))
+            & SEEN_KEY_MASK
     }
 
     /// Record `msg` as seen, with the peer it came from (the way back along its path).
@@ -293,13 +297,17 @@ impl Overlay {
         }
         let k = Self::seen_key(&msg.origin, msg.id);
         let b = from.map_or([0; 3], |f| [f.0[0], f.0[1], f.0[2]]);
-        self.seen
-            .push_back([k[0], k[1], k[2], k[3], k[4], b[0], b[1], b[2]]);
+        let from_bits = (u64::from(b[0]) << 40) | (u64::from(b[1]) << 48) | (u64::from(b[2]) << 56);
+        self.seen.push_back((k | from_bits).to_le_bytes());
     }
 
     pub(super) fn seen_before(&mut self, msg: &Routed, from: &PeerId) -> bool {
         let k = Self::seen_key(&msg.origin, msg.id);
-        if self.seen.iter().any(|e| e[..5] == k) {
+        if self
+            .seen
+            .iter()
+            .any(|e| u64::from_le_bytes(*e) & SEEN_KEY_MASK == k)
+        {
             return true;
         }
         self.remember(msg, Some(from));
@@ -314,7 +322,11 @@ impl Overlay {
         from: Option<PeerId>,
     ) -> Option<LinkId> {
         let k = Self::seen_key(origin, id);
-        let e = self.seen.iter().rev().find(|e| e[..5] == k)?;
+        let e = self
+            .seen
+            .iter()
+            .rev()
+            .find(|e| u64::from_le_bytes(**e) & SEEN_KEY_MASK == k)?;
         self.linked_by_prefix(&e[5..], &self.me, from)
     }
 }
