@@ -403,10 +403,11 @@ pub struct Overlay {
     /// last entry, which at 100k peers was several hundred bytes per peer of empty maps.
     dials: LiteMap<PeerId, Dial>,
     expected: LiteMap<PeerId, u64>,
-    /// `seen key (5 bytes) ‖ first 3 bytes of the peer it came from`, 8 bytes an entry: a
-    /// 40-bit key makes a false duplicate among 256 entries a 1-in-4-billion event, and 3 bytes
-    /// tell apart the ≤ 24 links the way back is among.
-    seen: VecDeque<[u8; 8]>,
+    /// A word an entry: the 40-bit seen key in the low five bytes, the first 3 bytes of the
+    /// peer it came from above them (little-endian). A 40-bit key makes a false duplicate among
+    /// 256 entries a 1-in-4-billion event, and 3 bytes tell apart the ≤ 24 links the way back
+    /// is among.
+    seen: VecDeque<u64>,
     subscriptions: BTreeSet<PeerId>,
     /// Most recent last; keyed by 8-byte id prefixes to stay small.
     return_paths: VecDeque<ReturnPath>,
@@ -554,7 +555,7 @@ impl Overlay {
             + self.links.capacity() * size_of::<Link>()
             + links
             + self.pending.capacity() * size_of::<Pending>()
-            + self.seen.capacity() * size_of::<[u8; 8]>()
+            + self.seen.capacity() * size_of::<u64>()
             + self.return_paths.capacity() * size_of::<ReturnPath>()
             + self.refused.capacity() * size_of::<([u8; 8], u64)>()
             + self.transmits.capacity() * size_of::<Transmit>()

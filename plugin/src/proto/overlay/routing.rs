@@ -4,7 +4,7 @@
 
 use super::*;
 
-/// The key bits of a `seen` entry (its low five bytes, little-endian).
+/// The key bits of a `seen` entry (the rest are the peer it came from).
 const SEEN_KEY_MASK: u64 = (1 << 40) - 1;
 
 impl Overlay {
@@ -283,8 +283,7 @@ impl Overlay {
         }
     }
 
-    /// The 40-bit key a message is remembered by: the low five bytes of a `seen` entry, read
-    /// as a little-endian word (so a lookup compares words, not five-byte slices).
+    /// The 40-bit key a message is remembered by: the low bits of its `seen` entry.
     pub(super) fn seen_key(origin: &PeerId, id: u64) -> u64 {
         (u64::from_le_bytes(prefix8(origin)) ^ id.wrapping_mul(0x9e37_79b9_7f4a_7c15))
             & SEEN_KEY_MASK
@@ -296,18 +295,15 @@ impl Overlay {
             self.seen.pop_front();
         }
         let k = Self::seen_key(&msg.origin, msg.id);
-        let b = from.map_or([0; 3], |f| [f.0[0], f.0[1], f.0[2]]);
-        let from_bits = (u64::from(b[0]) << 40) | (u64::from(b[1]) << 48) | (u64::from(b[2]) << 56);
-        self.seen.push_back((k | from_bits).to_le_bytes());
+        let from_bits = from.map_or(0, |f| {
+            u64::from_le_bytes([0, 0, 0, 0, 0, f.0[0], f.0[1], f.0[2]])
+        });
+        self.seen.push_back(k | from_bits);
     }
 
     pub(super) fn seen_before(&mut self, msg: &Routed, from: &PeerId) -> bool {
         let k = Self::seen_key(&msg.origin, msg.id);
-        if self
-            .seen
-            .iter()
-            .any(|e| u64::from_le_bytes(*e) & SEEN_KEY_MASK == k)
-        {
+        if self.seen.iter().any(|e| e & SEEN_KEY_MASK == k) {
             return true;
         }
         self.remember(msg, Some(from));
@@ -322,11 +318,7 @@ impl Overlay {
         from: Option<PeerId>,
     ) -> Option<LinkId> {
         let k = Self::seen_key(origin, id);
-        let e = self
-            .seen
-            .iter()
-            .rev()
-            .find(|e| u64::from_le_bytes(**e) & SEEN_KEY_MASK == k)?;
-        self.linked_by_prefix(&e[5..], &self.me, from)
+        let e = self.seen.iter().rev().find(|e| *e & SEEN_KEY_MASK == k)?;
+        self.linked_by_prefix(&e.to_le_bytes()[5..], &self.me, from)
     }
 }
