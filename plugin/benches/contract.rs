@@ -392,7 +392,7 @@ fn main() {
     let place_tick = vec![as_tick(&w, &places)];
     let remove_tick = vec![as_tick(&w, &removes)];
     println!(
-        "contract host benchmark (wasmi 2.0.0, portable dispatch; world state: {world_entries} entries)"
+        "contract host benchmark (wasmi 2.0.0, auto dispatch: tail calls here; world state: {world_entries} entries)"
     );
     println!(
         "times: fastest of 10 slices, {} (shared machine)",

@@ -109,6 +109,7 @@
 
 mod abi;
 mod batch;
+mod dispatch;
 mod error;
 mod exec;
 mod host;

@@ -131,6 +131,21 @@ pub enum ContractError {
         /// What is wrong.
         reason: &'static str,
     },
+    /// This build of the host would run contracts on a native stack that grows with every wasm
+    /// instruction executed, so a long-running contract could crash the process (see
+    /// `dispatch.rs`). Nothing runs. Either build wasmi without debug assertions
+    /// (`[profile.dev.package.wasmi] debug-assertions = false`, as Meshwork's own workspace does)
+    /// or depend on `wasmi = { version = "=2.0.0", features = ["portable-dispatch"] }` yourself
+    /// (Cargo unifies the feature into Meshwork's wasmi: a loop, ~30% slower, always flat).
+    #[error(
+        "wasmi's instruction dispatch in this build grows the native stack ({growth} bytes in the \
+         probe): set `[profile.dev.package.wasmi] debug-assertions = false`, or add wasmi =2.0.0 \
+         with its portable-dispatch feature to your dependencies"
+    )]
+    UnsafeDispatch {
+        /// How much deeper the native stack was after the probe's long run.
+        growth: usize,
+    },
     /// wasmi reported something the host did not expect. Still deterministic (same code for every
     /// peer); the reason is for humans.
     #[error("internal host error: {reason}")]
@@ -189,6 +204,7 @@ impl ContractError {
             Self::CallLimit => 47,
             Self::StateRootMismatch { .. } => 60,
             Self::InvalidParams { .. } => 61,
+            Self::UnsafeDispatch { .. } => 62,
             Self::Internal { .. } => 99,
         }
     }

@@ -103,8 +103,13 @@ impl TransitionResult {
 
 impl ContractHost {
     /// A host with no code and no contracts.
+    ///
+    /// The first call in a process also checks that this build's wasmi dispatch keeps the native
+    /// stack flat (a probe of ~1 ms, see `dispatch.rs`); a build that does not gets
+    /// [`ContractError::UnsafeDispatch`] here, every time, and runs no contract.
     pub fn new(params: ConsensusParams) -> Result<Self, ContractError> {
         params.validate()?;
+        super::dispatch::check()?;
         let engine = Engine::new(&params.wasmi_config());
         let mut index = MerkleMap::new();
         index.commit();

@@ -13,15 +13,20 @@
 //! - `validate`: untrusted modules are fully validated before translation.
 //! - no `simd` (so SIMD and relaxed-SIMD, whose results may differ per platform, fail
 //!   validation), no `memory64`, no `wat` (the host takes binary wasm only).
-//! - `portable-dispatch`: wasmi's loop-based instruction dispatch everywhere. Its default
-//!   tail-call dispatch relies on LLVM turning every handler's call into a jump, which stable Rust
-//!   does not guarantee: in our test profile it did not, and a 1M-fuel loop overflowed the native
-//!   stack (a host crash from contract code). Dispatch changes speed only, never results.
-//!   Measured cost (bench, world tick): tail-call dispatch ran ~30–40% more ticks per second.
-//!   wasmi's `auto-dispatch` would pick tail calls at `opt-level` ≥ 2 on x86_64, which is
-//!   exactly the configuration (dependencies at opt-level 2 in the test profile, with debug
-//!   assertions) that overflowed, so it is not used either; on wasm32 without the tail-call
-//!   proposal wasmi falls back to portable dispatch anyway.
+//! - `auto-dispatch`: wasmi picks its instruction dispatch when it is compiled — each handler
+//!   tail-calling the next in an optimising build on a target whose LLVM backend does sibling
+//!   calls (x86_64, aarch64, …), a loop otherwise (`opt-level` 0/1, wasm32 without the tail-call
+//!   proposal). Dispatch changes speed only, never results or fuel. Tail calls run the world
+//!   tick ~30% faster (bench: 98 → 70 µs; referee 7,900 → 10,800 ticks/s), but they keep the
+//!   native stack flat only if LLVM turns *every* handler's call into a jump, which stable Rust
+//!   does not promise: with debug assertions in an optimised wasmi (Bevy's recommended dev
+//!   profile, and fuzz builds) a frame stays per instruction and a long contract loop would
+//!   overflow the stack and abort the process. So the host probes its build once per process
+//!   before running anything (`dispatch.rs`) and refuses with
+//!   [`ContractError::UnsafeDispatch`](super::ContractError::UnsafeDispatch) if the stack grows.
+//!   Our workspace turns wasmi's debug assertions off in the dev profile; the fuzz crate, whose
+//!   sanitizer build cannot, names wasmi with `portable-dispatch`, which Cargo unifies into ours
+//!   (the loop, always flat) — the same escape a game can use.
 //! - [`wasmi::CompilationMode::Eager`]: lazy modes charge fuel for translation on the first call
 //!   of a function, which would make fuel depend on which functions a peer happened to call
 //!   before.
