@@ -629,6 +629,19 @@ fn simd_and_start_functions_and_foreign_imports_are_refused() {
         host.load_code(&huge_memory),
         Err(ContractError::ModuleLimit { .. })
     ));
+    // 64-bit memories and tables: refused by the host's own check, not only by wasmi's feature
+    // set (which feature unification could widen in some peer's build).
+    for wide in [
+        r#"(module (memory (export "memory") i64 1) (func (export "mw_call")))"#,
+        r#"(module (table i64 1 funcref) (memory (export "memory") 1) (func (export "mw_call")))"#,
+    ] {
+        match host.load_code(&wat::parse_str(wide).unwrap()) {
+            Err(ContractError::InvalidModule { reason }) => {
+                assert!(reason.contains("64"), "{reason}")
+            }
+            other => panic!("64-bit module accepted or wrong error: {other:?}"),
+        }
+    }
     assert_usable(&mut host, counter);
 }
 

@@ -135,12 +135,14 @@ pub enum ContractError {
     /// instruction executed, so a long-running contract could crash the process (see
     /// `dispatch.rs`). Nothing runs. Either build wasmi without debug assertions
     /// (`[profile.dev.package.wasmi] debug-assertions = false`, as Meshwork's own workspace does)
-    /// or depend on `wasmi = { version = "=2.0.0", features = ["portable-dispatch"] }` yourself
-    /// (Cargo unifies the feature into Meshwork's wasmi: a loop, ~30% slower, always flat).
+    /// or depend on `wasmi = { version = "=2.0.0", default-features = false, features =
+    /// ["portable-dispatch"] }` yourself (Cargo unifies the feature into Meshwork's wasmi: a
+    /// loop, ~30% slower, always flat). Keep `default-features = false`: wasmi's defaults would
+    /// add proposals (memory64) to every peer's engine that the consensus set leaves out.
     #[error(
         "wasmi's instruction dispatch in this build grows the native stack ({growth} bytes in the \
          probe): set `[profile.dev.package.wasmi] debug-assertions = false`, or add wasmi =2.0.0 \
-         with its portable-dispatch feature to your dependencies"
+         with default-features = false and its portable-dispatch feature to your dependencies"
     )]
     UnsafeDispatch {
         /// How much deeper the native stack was after the probe's long run.

@@ -70,6 +70,13 @@ pub(crate) fn prescan(wasm: &[u8], params: &ConsensusParams) -> Result<bool, Con
                 for table in reader {
                     let table = table.map_err(invalid)?;
                     tables += 1;
+                    // Refused here whatever wasmi's features: a build whose wasmi got
+                    // `memory64` through feature unification must not accept what others refuse.
+                    if table.ty.table64 {
+                        return Err(ContractError::InvalidModule {
+                            reason: "64-bit tables are not allowed".into(),
+                        });
+                    }
                     let max = u64::from(params.table_elements_max);
                     if table.ty.initial > max {
                         return Err(ContractError::ModuleLimit {
