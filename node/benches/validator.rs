@@ -117,6 +117,10 @@ fn main() {
     }
     let stream_s = t0.elapsed().as_secs_f64();
     writer.join().expect("writer");
+    assert_eq!(
+        votes, STREAM_ORDERS,
+        "every streamed order was voted for, none rejected"
+    );
 
     // One at a time: every order waits for its own commit.
     let mut w = s;

@@ -135,7 +135,7 @@ fn main() {
             }
         }
         eprintln!(
-            "  [{n} peers] per peer while joining: {:.1} link requests ({:.1} refused, {:.1} timed out), {:.1} links opened, {handshakes_rejected} handshakes rejected",
+            "  [{n} peers] per peer over joining and the settling minute: {:.1} link requests ({:.1} refused, {:.1} timed out), {:.1} links opened, {handshakes_rejected} handshakes rejected",
             dials as f64 / n as f64,
             refused as f64 / n as f64,
             timed_out as f64 / n as f64,

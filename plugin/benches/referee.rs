@@ -154,9 +154,26 @@ fn main() {
         .expect("a referee")
         .clone();
     let digest = checkpoint.digest();
-    let root = meshwork::proto::referee::execute(&host, &checkpoint, &full)
-        .expect("runs")
-        .root();
+    let executed = meshwork::proto::referee::execute(&host, &checkpoint, &full).expect("runs");
+    let root = executed.root();
+    // Every player's block of every frame is placed (a refused action would still be a
+    // successful tick, just a cheaper one to time): empty before, present after.
+    let block_key = |f: u32, p: u32| {
+        let mut k = vec![b'B'];
+        k.extend_from_slice(&(p * 4 + f % 4).to_le_bytes());
+        k.extend_from_slice(&(f / 4).to_le_bytes());
+        k
+    };
+    for f in 0..u32::from(K) {
+        for p in 0..u32::from(PLAYERS) {
+            let key = block_key(f, p);
+            assert!(host.read(&world, &key).expect("world").is_none());
+            assert!(
+                executed.read(&world, &key).expect("world").is_some(),
+                "frame {f}: player {p}'s block was placed"
+            );
+        }
+    }
     let claims: Vec<Claim> = players
         .iter()
         .map(|p| Claim::sign(p, digest, root))
