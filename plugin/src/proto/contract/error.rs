@@ -138,7 +138,8 @@ pub enum ContractError {
     /// or depend on `wasmi = { version = "=2.0.0", default-features = false, features =
     /// ["portable-dispatch"] }` yourself (Cargo unifies the feature into Meshwork's wasmi: a
     /// loop, ~30% slower, always flat). Keep `default-features = false`: wasmi's defaults would
-    /// add proposals (memory64) to every peer's engine that the consensus set leaves out.
+    /// add proposals (memory64) to that build's engine that the consensus set leaves out (the
+    /// host refuses 64-bit memories and tables itself, but nothing else should differ).
     #[error(
         "wasmi's instruction dispatch in this build grows the native stack ({growth} bytes in the \
          probe): set `[profile.dev.package.wasmi] debug-assertions = false`, or add wasmi =2.0.0 \
