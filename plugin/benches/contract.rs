@@ -126,12 +126,16 @@ fn us(d: Duration) -> f64 {
 
 /// A contract's state as the native twin keeps it.
 trait NativeState: Clone + Default {
+    /// Whether the chain notes which contracts each transition wrote (only the committed twin
+    /// commits, and empties that list).
+    const COMMITTED: bool;
     fn get(&self, key: &[u8]) -> Option<&[u8]>;
     fn set(&mut self, key: &[u8], value: &[u8]);
     fn remove(&mut self, key: &[u8]) -> bool;
 }
 
 impl NativeState for BTreeMap<Vec<u8>, Vec<u8>> {
+    const COMMITTED: bool = false;
     fn get(&self, key: &[u8]) -> Option<&[u8]> {
         BTreeMap::get(self, key).map(Vec::as_slice)
     }
@@ -144,6 +148,7 @@ impl NativeState for BTreeMap<Vec<u8>, Vec<u8>> {
 }
 
 impl NativeState for MerkleMap {
+    const COMMITTED: bool = true;
     fn get(&self, key: &[u8]) -> Option<&[u8]> {
         MerkleMap::get(self, key)
     }
@@ -160,9 +165,7 @@ struct NativeChain<S> {
     states: BTreeMap<Id, S>,
     events: usize,
     token: Id,
-    /// Whether writes are noted in `touched` (only the committed twin commits and clears it).
-    track: bool,
-    /// Contracts written since the last commit.
+    /// Contracts written since the last commit (kept when `S::COMMITTED`).
     touched: Vec<Id>,
 }
 
@@ -197,7 +200,7 @@ impl<S: NativeState> Env for NativeEnv<'_, S> {
             .map(<[u8]>::to_vec)
     }
     fn set(&mut self, key: &[u8], value: &[u8]) {
-        if self.chain.track {
+        if S::COMMITTED {
             self.chain.touched.push(self.me);
         }
         self.chain
@@ -207,7 +210,7 @@ impl<S: NativeState> Env for NativeEnv<'_, S> {
             .set(key, value);
     }
     fn remove(&mut self, key: &[u8]) -> bool {
-        if self.chain.track {
+        if S::COMMITTED {
             self.chain.touched.push(self.me);
         }
         self.chain.states.entry(self.me).or_default().remove(key)
@@ -500,10 +503,7 @@ fn main() {
         assert_eq!(out, vec![0u8; 16], "native: every action succeeds");
     }
     let mut committed = Committed {
-        chain: NativeChain {
-            track: true,
-            ..NativeChain::new(&w)
-        },
+        chain: NativeChain::new(&w),
         index: MerkleMap::new(),
     };
     // The committed twin's contract roots are the host's (same entries, same tree).

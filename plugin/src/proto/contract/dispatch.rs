@@ -49,39 +49,39 @@ const TOLERANCE_BYTES: usize = 16 * 1024;
 /// overflows; small enough to reserve on 32-bit targets.
 const PROBE_STACK_BYTES: usize = 64 * 1024 * 1024;
 
-/// The probe module (the host takes binary wasm only; the unit test checks these bytes against
-/// the text below, compiled by the `wat` crate without its trailing name section):
-///
-/// ```wat
-/// (module
-///   (type $s (func (param i32) (result i32)))
-///   (import "p" "mark" (func $mark))
-///   (import "p" "nop" (func $nop))
-///   (memory 1)
-///   (table 1 funcref)
-///   (elem (i32.const 0) $step)
-///   (global $g (mut i32) (i32.const 0))
-///   (func $step (type $s) local.get 0 i32.const 1 i32.add)
-///   (func (export "run") (param $n i32) (local $acc i64)
-///     (loop $l
-///       i32.const 8 local.get $acc i64.store
-///       i32.const 8 i64.load i64.const 3 i64.mul local.set $acc
-///       global.get $g call $step global.set $g
-///       global.get $g i32.const 0 call_indirect (type $s) global.set $g
-///       call $nop
-///       i32.const 0 memory.grow drop
-///       ref.null func i32.const 0 table.grow 0 drop
-///       i32.const 16 i32.const 0 i32.const 8 memory.fill
-///       i32.const 24 i32.const 8 i32.const 8 memory.copy
-///       (block $b
-///         (block $a
-///           local.get $n i32.const 3 i32.and
-///           br_table $a $b $a))
-///       (block $c br $c)
-///       local.get $n i32.const -1 i32.add local.tee $n
-///       br_if $l)
-///     call $mark))
-/// ```
+/// The probe module's text. The host takes binary wasm only, so the module itself is
+/// [`PROBE_WASM`]; a unit test compiles this text with the `wat` crate and compares.
+#[cfg_attr(not(test), allow(dead_code))]
+const PROBE_WAT: &str = r#"(module
+  (type $s (func (param i32) (result i32)))
+  (import "p" "mark" (func $mark))
+  (import "p" "nop" (func $nop))
+  (memory 1)
+  (table 1 funcref)
+  (elem (i32.const 0) $step)
+  (global $g (mut i32) (i32.const 0))
+  (func $step (type $s) local.get 0 i32.const 1 i32.add)
+  (func (export "run") (param $n i32) (local $acc i64)
+    (loop $l
+      i32.const 8 local.get $acc i64.store
+      i32.const 8 i64.load i64.const 3 i64.mul local.set $acc
+      global.get $g call $step global.set $g
+      global.get $g i32.const 0 call_indirect (type $s) global.set $g
+      call $nop
+      i32.const 0 memory.grow drop
+      ref.null func i32.const 0 table.grow 0 drop
+      i32.const 16 i32.const 0 i32.const 8 memory.fill
+      i32.const 24 i32.const 8 i32.const 8 memory.copy
+      (block $b
+        (block $a
+          local.get $n i32.const 3 i32.and
+          br_table $a $b $a))
+      (block $c br $c)
+      local.get $n i32.const -1 i32.add local.tee $n
+      br_if $l)
+    call $mark))"#;
+
+/// [`PROBE_WAT`] assembled, without the custom name section the text format adds.
 pub(crate) const PROBE_WASM: &[u8] = &[
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, 0x01, 0x0d, 0x03, 0x60, 0x01, 0x7f, 0x01, 0x7f,
     0x60, 0x00, 0x00, 0x60, 0x01, 0x7f, 0x00, 0x02, 0x12, 0x02, 0x01, 0x70, 0x04, 0x6d, 0x61, 0x72,
@@ -190,35 +190,7 @@ mod tests {
 
     #[test]
     fn the_probe_bytes_are_the_documented_module() {
-        let text = r#"(module
-          (type $s (func (param i32) (result i32)))
-          (import "p" "mark" (func $mark))
-          (import "p" "nop" (func $nop))
-          (memory 1)
-          (table 1 funcref)
-          (elem (i32.const 0) $step)
-          (global $g (mut i32) (i32.const 0))
-          (func $step (type $s) local.get 0 i32.const 1 i32.add)
-          (func (export "run") (param $n i32) (local $acc i64)
-            (loop $l
-              i32.const 8 local.get $acc i64.store
-              i32.const 8 i64.load i64.const 3 i64.mul local.set $acc
-              global.get $g call $step global.set $g
-              global.get $g i32.const 0 call_indirect (type $s) global.set $g
-              call $nop
-              i32.const 0 memory.grow drop
-              ref.null func i32.const 0 table.grow 0 drop
-              i32.const 16 i32.const 0 i32.const 8 memory.fill
-              i32.const 24 i32.const 8 i32.const 8 memory.copy
-              (block $b
-                (block $a
-                  local.get $n i32.const 3 i32.and
-                  br_table $a $b $a))
-              (block $c br $c)
-              local.get $n i32.const -1 i32.add local.tee $n
-              br_if $l)
-            call $mark))"#;
-        let parsed = wat::parse_str(text).expect("valid wat");
+        let parsed = wat::parse_str(PROBE_WAT).expect("valid wat");
         // The same module; the text format adds a custom "name" section (id 0) at the end.
         let (module, names) = parsed.split_at(PROBE_WASM.len());
         assert_eq!(module, PROBE_WASM);
